@@ -1,0 +1,44 @@
+# txguard: `make demo` runs the whole pipeline on the embedded stack; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-integration test-slow bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[local,test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install txguard with the local stack and test tools
+
+demo: $(STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
+	$(VENV)/bin/txguard demo
+
+test: $(STAMP) ## unit + integration tests (integration on the embedded stack)
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP) ## unit tests only (no servers)
+	$(PY) -m pytest -q tests/unit
+
+test-integration: $(STAMP) ## integration tests only
+	$(PY) -m pytest -q tests/integration
+
+test-slow: $(STAMP) ## the long fault-injection variants
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP) ## benchmarks, results as JSON in benchmarks/results/
+	$(PY) -m benchmarks.run
+
+lint: $(STAMP) ## ruff + mypy
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy txguard model schemas
+
+clean: ## stop the embedded stack and remove local state
+	-$(VENV)/bin/txguard stack down
+	rm -rf .txguard

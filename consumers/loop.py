@@ -1,0 +1,154 @@
+"""The one consumer loop every service runs on.
+
+poll a micro-batch -> decode (bad messages to the dead-letter topic) -> the
+service's ``process`` makes its sinks durable -> flush the producer -> commit the
+batch's offsets. Offsets are committed only after all of that succeeded, so a crash
+at any point redelivers the batch and idempotent sinks absorb the repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    message: Message
+    event: Any
+
+
+class Service(Protocol):
+    name: str
+    topics: list[str]
+
+    def decode(self, message: Message) -> Any:
+        """Parse and validate one message; raise to dead-letter it."""
+
+    def process(self, batch: list[Decoded]) -> None:
+        """Apply the batch to the sinks; return only once they are durable."""
+
+    def is_transient(self, exc: Exception) -> bool:
+        """Whether ``process`` failed because a dependency is down (retry) or for good."""
+
+    def on_revoke(self) -> None:
+        """Partitions are moving to another consumer: drop state cached for them."""
+
+
+@dataclass
+class LoopStats:
+    batches: int = 0
+    messages: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+
+
+def dead_letter(producer: Producer, dlq_topic: str, message: Message, exc: Exception) -> None:
+    """Send an undecodable message to the DLQ with where it came from and why."""
+    headers = [
+        ("source_topic", message.topic().encode()),
+        ("source_partition", str(message.partition()).encode()),
+        ("source_offset", str(message.offset()).encode()),
+        ("error_class", type(exc).__name__.encode()),
+        ("error", str(exc).encode()[:2000]),
+    ]
+    producer.produce(dlq_topic, value=message.value(), key=message.key(), headers=headers)
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s: %s",
+        message.topic(), message.partition(), message.offset(), type(exc).__name__, str(exc).splitlines()[0][:200],
+    )  # fmt: skip
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT stop the loop after the batch in hand is committed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def run(
+    service: Service,
+    consumer: Consumer,
+    producer: Producer,
+    dlq_topic: str,
+    *,
+    batch_size: int,
+    batch_wait_s: float,
+    stop: threading.Event,
+    on_batch: Callable[[LoopStats], None] | None = None,
+) -> LoopStats:
+    stats = LoopStats()
+
+    def revoked(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        # Every batch is committed before the next poll, so nothing is pending here.
+        service.on_revoke()
+
+    consumer.subscribe(service.topics, on_revoke=revoked, on_lost=revoked)
+    try:
+        while not stop.is_set():
+            messages = consumer.consume(batch_size, timeout=batch_wait_s)
+            if not messages:
+                continue
+            batch: list[Decoded] = []
+            offsets: dict[tuple[str, int], int] = {}
+            for message in messages:
+                if message.error():
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.error("consume error: %s", message.error())
+                    continue
+                offsets[(message.topic(), message.partition())] = message.offset() + 1
+                try:
+                    batch.append(Decoded(message, service.decode(message)))
+                except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault
+                    dead_letter(producer, dlq_topic, message, exc)
+                    stats.dead_lettered += 1
+            if not _process_with_retry(service, batch, stats, stop):
+                break  # stopped during an outage: uncommitted, the batch is redelivered
+            while producer.flush(5) > 0:
+                log.warning("waiting for the broker to acknowledge %d messages", len(producer))
+            if offsets:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+                )
+            stats.batches += 1
+            stats.messages += len(messages)
+            if on_batch:
+                on_batch(stats)
+    finally:
+        producer.flush(10)
+        consumer.close()
+    return stats
+
+
+def _process_with_retry(service: Service, batch: list[Decoded], stats: LoopStats, stop: threading.Event) -> bool:
+    """Retry a batch while its sinks are unreachable, with exponential backoff.
+
+    A transient failure (database restarting, endpoint throttling) must not lose the
+    batch nor skip it: the loop waits here, keeping its partitions, until it passes.
+    """
+    delay = 0.2
+    while True:
+        try:
+            service.process(batch)
+            return True
+        except Exception as exc:
+            if not service.is_transient(exc):
+                raise
+            if stop.is_set():
+                return False
+            stats.retries += 1
+            log.warning("%s: sink unavailable (%s: %s); retrying in %.1fs",
+                        service.name, type(exc).__name__, str(exc).splitlines()[0][:200], delay)  # fmt: skip
+            stop.wait(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)

@@ -1,0 +1,118 @@
+"""``scorer``: per-card behaviour (DynamoDB) -> features -> ensemble -> scores and alerts."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import orjson
+from confluent_kafka import Message, Producer
+
+from consumers.loop import Decoded
+from consumers.sinks import BehaviorStore
+from model.behavior import CardBehavior
+from model.ensemble import Ensemble
+from model.features import Txn, epoch_seconds, featurize
+from schemas.events import TransactionEvent
+
+log = logging.getLogger(__name__)
+
+
+class BehaviorCache(OrderedDict[str, CardBehavior]):
+    """Card states of the partitions this process owns, least recently used first out."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def touch(self, tokens: list[str]) -> None:
+        for t in tokens:
+            self.move_to_end(t)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+class ScorerService:
+    name = "scorer"
+
+    def __init__(
+        self,
+        topic: str,
+        scores_topic: str,
+        alerts_topic: str,
+        store: BehaviorStore,
+        model: Ensemble,
+        producer: Producer,
+        *,
+        threshold: float | None = None,
+        cache_capacity: int = 200_000,
+    ):
+        self.topics = [topic]
+        self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
+        self.store, self.model, self.producer = store, model, producer
+        self.threshold = threshold
+        self.cache = BehaviorCache(cache_capacity)
+        self.scored = 0
+        self.alerted = 0
+
+    def decode(self, message: Message) -> TransactionEvent:
+        return TransactionEvent.model_validate_json(message.value())
+
+    def process(self, batch: list[Decoded]) -> None:
+        if not batch:
+            return
+        events: list[TransactionEvent] = [d.event for d in batch]
+        tokens = list(dict.fromkeys(e.card_token for e in events))
+        missing = [t for t in tokens if t not in self.cache]
+        if missing:
+            self.cache.update(self.store.load_many(missing))
+        txns = [
+            Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+                (d.message.partition(), d.message.offset()))
+            for e, d in zip(events, batch, strict=True)
+        ]  # fmt: skip
+        # Work on copies: if a sink fails, the batch is retried from the stored state.
+        working = {t: CardBehavior.from_dict(self.cache[t].to_dict()) for t in tokens if t in self.cache}
+        X = featurize(txns, working, self.model.category_medians)
+        result = self.model.score_batch(X, self.threshold)
+
+        version = self.model.version
+        for i, e in enumerate(events):
+            flagged = bool(result.flagged[i])
+            reason = self.model.explain(X[i], e.amt, e.category) if flagged else ""
+            key = e.card_token.encode()
+            event_time = e.event_time.isoformat()
+            score = {
+                "trans_num": e.trans_num, "card_token": e.card_token, "event_time": event_time,
+                "iforest_score": float(result.iforest[i]), "online_score": float(result.online[i]),
+                "score": float(result.score[i]), "flagged": flagged, "reason": reason,
+                "model_version": version,
+            }  # fmt: skip
+            self._produce(self.scores_topic, key, orjson.dumps(score))
+            if flagged:
+                alert = {
+                    "trans_num": e.trans_num, "card_token": e.card_token, "card_masked": e.card_masked,
+                    "event_time": event_time, "amt": e.amt, "category": e.category, "merchant": e.merchant,
+                    "score": float(result.score[i]), "reason": reason, "model_version": version,
+                }  # fmt: skip
+                self._produce(self.alerts_topic, key, orjson.dumps(alert))
+                self.alerted += 1
+        self.store.save_many(working)
+        self.cache.update(working)
+        self.cache.touch(tokens)
+        self.scored += len(events)
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def is_transient(self, exc: Exception) -> bool:
+        return BehaviorStore.is_transient(exc)
+
+    def on_revoke(self) -> None:
+        # Another consumer may now own some of these cards: reload from DynamoDB.
+        self.cache.clear()

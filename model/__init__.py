@@ -1,0 +1,1 @@
+"""Pure model code: features, per-card behaviour, detectors, ensemble, training. No I/O clients."""

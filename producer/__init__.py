@@ -1,0 +1,1 @@
+"""The replay producer: CSV (local or S3) -> validation -> tokenisation -> Kafka."""

@@ -1,0 +1,127 @@
+"""Row validation against the input schema, vectorised over a block of text columns.
+
+A row is accepted only as it stands: values a spreadsheet has damaged (a card
+number in scientific notation, ``2/1/2019 1:06``, ``1.0`` for an integer) are
+rejected with that reason, never repaired, because the damage lost information.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.source import CATEGORIES
+
+MAX_TEXT = 200
+MAX_AMOUNT = 1_000_000.0
+
+_DIGITS = r"^[0-9]+$"
+_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+_FLOAT_WRITTEN_INT = r"^[0-9]+\.0+$"
+_SCIENTIFIC = r"^-?[0-9.]+[eE][+-]?[0-9]+$"
+
+# (column, pattern the value must match, reason when it does not)
+_PATTERNS = (
+    ("trans_num", r"^[0-9a-f]{32}$", "trans_num is not 32 lowercase hex characters"),
+    ("cc_num", r"^[0-9]{11,19}$", "cc_num is not 11-19 digits"),
+    ("trans_date_trans_time", r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
+     "trans_date_trans_time is not YYYY-MM-DD HH:MM:SS"),
+    ("dob", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "dob is not YYYY-MM-DD"),
+    ("amt", r"^[0-9]+(\.[0-9]{1,2})?$", "amt is not a non-negative amount with at most 2 decimals"),
+    ("is_fraud", r"^[01]$", "is_fraud is not 0 or 1"),
+    ("zip", r"^[0-9]{3,5}$", "zip is not 3-5 digits"),
+    ("city_pop", _DIGITS, "city_pop is not a whole number"),
+    ("unix_time", _DIGITS, "unix_time is not a whole number"),
+    ("lat", _DECIMAL, "lat is not a number"),
+    ("long", _DECIMAL, "long is not a number"),
+    ("merch_lat", _DECIMAL, "merch_lat is not a number"),
+    ("merch_long", _DECIMAL, "merch_long is not a number"),
+    ("merch_zipcode", r"^([0-9]{3,5}(\.0)?)?$", "merch_zipcode is not a zip code"),
+    ("gender", r"^[FM]$", "gender is not F or M"),
+)  # fmt: skip
+_RANGES = (
+    ("lat", -90.0, 90.0),
+    ("long", -180.0, 180.0),
+    ("merch_lat", -90.0, 90.0),
+    ("merch_long", -180.0, 180.0),
+    ("amt", 0.0, MAX_AMOUNT),
+)
+_DATES = (
+    ("trans_date_trans_time", "%Y-%m-%d %H:%M:%S", "2000-01-01 00:00:00"),
+    ("dob", "%Y-%m-%d", "2000-01-01"),
+)
+_TEXT = ("merchant", "city", "state", "job", "first", "last", "street")
+
+
+@dataclass
+class Verdict:
+    """Which rows of a block passed, and why each of the others did not."""
+
+    accepted: pa.Array  # boolean mask
+    reasons: dict[int, list[str]]
+
+
+def _damage_hint(column: str, values: pa.Array, bad: list[int]) -> dict[int, str]:
+    """A more precise reason for the typical spreadsheet damage."""
+    hints: dict[int, str] = {}
+    for i in bad:
+        v = values[i].as_py()
+        if pc.match_substring_regex(v, _SCIENTIFIC).as_py():
+            hints[i] = f"{column} is in scientific notation ({v!r}): digits were lost, re-export the file"
+        elif pc.match_substring_regex(v, _FLOAT_WRITTEN_INT).as_py():
+            hints[i] = f"{column} is written as a decimal ({v!r}): the file was re-saved by a spreadsheet"
+        elif column in ("trans_date_trans_time", "dob") and "/" in v:
+            hints[i] = f"{column} is in a spreadsheet date format ({v!r}), expected YYYY-MM-DD"
+    return hints
+
+
+def validate(batch: pa.RecordBatch, seen_trans_nums: set[int]) -> Verdict:
+    """Check every row of ``batch``; ``seen_trans_nums`` spans the file (duplicates)."""
+    reasons: dict[int, list[str]] = defaultdict(list)
+    cols = {name: batch.column(name) for name in batch.schema.names}
+
+    def reject(mask: pa.Array, reason: str, column: str | None = None) -> None:
+        bad = pc.indices_nonzero(mask).to_pylist()
+        hints = _damage_hint(column, cols[column], bad) if column else {}
+        for i in bad:
+            reasons[i].append(hints.get(i, reason))
+
+    for column, pattern, reason in _PATTERNS:
+        if column in cols:
+            reject(pc.invert(pc.match_substring_regex(cols[column], pattern)), reason, column)
+    for column, low, high in _RANGES:
+        numeric = pc.if_else(pc.match_substring_regex(cols[column], _DECIMAL), cols[column], "0")
+        as_float = pc.cast(numeric, pa.float64())
+        out = pc.or_(pc.less(as_float, low), pc.greater(as_float, high))
+        reject(out, f"{column} is out of range [{low:g}, {high:g}]")
+    for column, fmt, placeholder in _DATES:
+        shaped = pc.match_substring_regex(cols[column], _PATTERNS_BY_COLUMN[column])
+        text = pc.if_else(shaped, cols[column], placeholder)
+        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        # strptime rolls 2019-02-30 over to March: a real date prints back unchanged.
+        real = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+        reject(pc.and_(shaped, pc.invert(real)), f"{column} is not a real date")
+    known = pc.is_in(cols["category"], value_set=pa.array(CATEGORIES))
+    reject(pc.invert(known), "category is not one of the 14 known categories")
+    for column in _TEXT:
+        reject(pc.greater(pc.utf8_length(cols[column]), MAX_TEXT), f"{column} is longer than {MAX_TEXT} characters")
+
+    for i, trans_num in enumerate(cols["trans_num"].to_pylist()):
+        if i in reasons:
+            continue
+        key = int(trans_num, 16)  # 128-bit int: a third of the memory of the string
+        if key in seen_trans_nums:
+            reasons[i].append("duplicate trans_num (already seen in this file)")
+        else:
+            seen_trans_nums.add(key)
+
+    accepted = [True] * batch.num_rows
+    for i in reasons:
+        accepted[i] = False
+    return Verdict(pa.array(accepted, pa.bool_()), dict(reasons))
+
+
+_PATTERNS_BY_COLUMN = {column: pattern for column, pattern, _ in _PATTERNS}

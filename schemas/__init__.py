@@ -1,0 +1,1 @@
+"""The single source of truth for every shape: events, topics, SQL, the DynamoDB table."""

@@ -1,0 +1,128 @@
+"""The whole path on real servers: CSV -> Kafka -> persist + scorer -> PostgreSQL, DynamoDB, alerts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import threading
+
+import pytest
+from kafka import KafkaConsumer  # a second, independent client reads what is on the wire
+
+from consumers.persist import PersistService
+from consumers.scorer import ScorerService
+from consumers.sinks import BehaviorStore, PostgresSink
+from model.train import train
+from producer.cards import CardProtector
+from producer.replay import ReplayOptions, Topics, load_history, replay
+from producer.source import CsvSource
+from tests.conftest import FIXTURES
+from tests.integration.conftest import wait_for
+from txguard.cli import card_key
+
+pytestmark = pytest.mark.integration
+PAN_RUN = re.compile(rb"(?<![0-9])[0-9]{11,19}(?![0-9])")
+
+
+def topic_messages(clients, topic: str) -> list:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
+    )  # fmt: skip
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def pg_count(clients, table: str) -> int:
+    conn = clients.pg()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed table names
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def replayed(clients, services, tmp_path_factory):
+    """The 600-row real slice replayed through the running services."""
+    settings = clients.settings
+    kaggle_csv = FIXTURES / "kaggle_rows2301_2900.csv"
+    protector = CardProtector(card_key(settings))
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), protector))
+    services.start(PersistService({k: settings.topic(k) for k in ("transactions", "scores", "labels")},
+                                  PostgresSink(clients.pg)), clients)  # fmt: skip
+    scorer = ScorerService(settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
+                           BehaviorStore(clients.dynamodb(), settings.behavior_table), model,
+                           clients.producer())  # fmt: skip
+    services.start(scorer, clients)
+    stats = replay(
+        CsvSource(str(kaggle_csv)), clients.producer(),
+        Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
+        protector, ReplayOptions(quarantine=tmp_path_factory.mktemp("q") / "q.jsonl"), stop=threading.Event(),
+    )  # fmt: skip
+    assert stats.accepted == 600 and stats.rejected_total == 0 and stats.labels == 600
+    for table in ("transactions", "scores", "labels"):
+        wait_for(lambda t=table: pg_count(clients, t) >= 600, what=f"600 rows in {table}")
+    return protector
+
+
+def test_every_row_lands_once_with_one_score(clients, replayed, kaggle_csv):
+    input_ids = sorted(r["trans_num"] for r in csv.DictReader(kaggle_csv.open()))
+    conn = clients.pg()
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM transactions ORDER BY 1")
+        assert [r[0] for r in cur.fetchall()] == input_ids
+        cur.execute("SELECT trans_num FROM scores ORDER BY 1")
+        assert [r[0] for r in cur.fetchall()] == input_ids
+        cur.execute("SELECT count(*) FROM labels WHERE is_fraud")
+        assert cur.fetchone()[0] == 5
+    conn.close()
+
+
+def test_behavior_items_equal_the_input_per_card(clients, replayed, kaggle_csv):
+    expected: dict[str, list] = {}
+    for r in csv.DictReader(kaggle_csv.open()):
+        token = replayed.protect(r["cc_num"])[0]
+        count, cents = expected.get(token, (0, 0))
+        expected[token] = (count + 1, cents + round(float(r["amt"]) * 100))
+    ddb = clients.dynamodb()
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=clients.settings.behavior_table)
+             for i in page["Items"]]  # fmt: skip
+    got = {
+        i["card_token"]["S"]: (int(i["txn_count"]["N"]), round(float(i["amount_sum"]["N"]) * 100)) for i in items
+    }
+    assert got == expected
+
+
+def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
+    conn = clients.pg()
+    with conn.cursor() as cur:
+        cur.execute("SELECT trans_num FROM scores WHERE flagged")
+        flagged = {r[0] for r in cur.fetchall()}
+    conn.close()
+    alerts = [json.loads(m.value) for m in topic_messages(clients, clients.settings.topic("alerts"))]
+    assert alerts, "the model flagged nothing"
+    assert {a["trans_num"] for a in alerts} == flagged
+    assert all(a["reason"] and re.fullmatch(r"[0-9]{6}\*+[0-9]{4}", a["card_masked"]) for a in alerts)
+
+
+def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, kaggle_csv):
+    pans = {r["cc_num"].encode() for r in csv.DictReader(kaggle_csv.open())}
+    settings = clients.settings
+    for name in ("transactions", "scores", "alerts", "labels", "txguard.dlq"):
+        for m in topic_messages(clients, settings.topic(name)):
+            assert not set(PAN_RUN.findall(m.value or b"")) & pans
+            assert not set(PAN_RUN.findall(m.key or b"")) & pans
+    conn = clients.pg()
+    with conn.cursor() as cur:
+        for table in ("transactions", "scores", "labels"):
+            cur.execute(f"SELECT t::text FROM {table} t")  # noqa: S608 - fixed table names
+            dump = "\n".join(r[0] for r in cur.fetchall()).encode()
+            assert not set(PAN_RUN.findall(dump)) & pans
+    conn.close()
+    items = clients.dynamodb().scan(TableName=settings.behavior_table)["Items"]
+    assert not set(PAN_RUN.findall(json.dumps(items).encode())) & pans

@@ -1,0 +1,58 @@
+import math
+import statistics
+
+import pytest
+
+from model.behavior import CardBehavior
+
+AMOUNTS = [12.5, 3.99, 250.0, 42.42, 7.01, 99.99]
+
+
+def apply_all(state: CardBehavior, start: int = 1_546_300_800, step: int = 600) -> CardBehavior:
+    for i, amt in enumerate(AMOUNTS):
+        state.apply(start + i * step, amt, "grocery_pos" if i % 2 else "gas_transport", (0, i))
+    return state
+
+
+def test_aggregates_match_batch_statistics():
+    s = apply_all(CardBehavior())
+    assert s.count == len(AMOUNTS)
+    assert s.sum_cents == round(sum(AMOUNTS) * 100)
+    assert s.mean == pytest.approx(statistics.mean(AMOUNTS))
+    assert s.std == pytest.approx(statistics.stdev(AMOUNTS))
+    assert (s.min_amt, s.max_amt) == (min(AMOUNTS), max(AMOUNTS))
+    assert s.category_counts == {"gas_transport": 3, "grocery_pos": 3}
+    assert s.category_means["grocery_pos"] == pytest.approx(statistics.mean(AMOUNTS[1::2]))
+    assert s.last_category == "grocery_pos"
+
+
+def test_windows_count_only_events_inside_them():
+    s = CardBehavior()
+    t0 = 1_546_300_800
+    for dt in (0, 1800, 7200, 90_000):
+        s.apply(t0 + dt, 10.0, "misc_pos")
+    now = t0 + 90_000
+    assert s.window(now, 3600) == (1, 1000)
+    assert s.window(now, 86_400) == (2, 2000)  # 7200 is 82,800 s before now
+    assert s.window(now, 7 * 86_400) == (4, 4000)
+
+
+def test_old_events_leave_the_seven_day_window():
+    s = CardBehavior()
+    s.apply(0, 1.0, "travel")
+    s.apply(8 * 86_400, 1.0, "travel")
+    assert len(s.recent) == 1
+
+
+def test_watermark_marks_applied_positions():
+    s = apply_all(CardBehavior())
+    assert s.already_applied(0, 5) and s.already_applied(0, 0)
+    assert not s.already_applied(0, 6)
+    assert not s.already_applied(1, 0)
+
+
+def test_round_trip_through_plain_data():
+    s = apply_all(CardBehavior())
+    back = CardBehavior.from_dict(s.to_dict())
+    assert back == s
+    assert CardBehavior.from_dict(CardBehavior().to_dict()).min_amt == math.inf

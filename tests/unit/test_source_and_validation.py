@@ -1,0 +1,92 @@
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from producer.source import CsvSource, SourceError
+from producer.validate import validate
+
+
+def read_all(path: Path):
+    source = CsvSource(str(path))
+    seen: set[int] = set()
+    accepted, reasons = 0, {}
+    for chunk in source.chunks():
+        verdict = validate(chunk.batch, seen)
+        accepted += sum(verdict.accepted.to_pylist())
+        reasons |= {chunk.lines[i]: r for i, r in verdict.reasons.items()}
+    return source, accepted, reasons
+
+
+def test_both_kaggle_layouts_are_read_whole(kaggle_csv, fraudtest_csv):
+    for path, rows in ((kaggle_csv, 600), (fraudtest_csv, 200)):
+        source, accepted, reasons = read_all(path)
+        assert (accepted, reasons, source.malformed) == (rows, {}, [])
+
+
+def write_variant(tmp_path: Path, src: Path, edit) -> Path:
+    rows = list(csv.reader(src.open(newline="")))
+    header, body = rows[0], rows[1:]
+    edit(header, body)
+    out = tmp_path / "variant.csv"
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows([header, *body])
+    return out
+
+
+def test_spreadsheet_damage_is_rejected_row_by_row_with_the_reason(tmp_path, kaggle_csv):
+    def damage(header, body):
+        col = {name: i for i, name in enumerate(header)}
+        body[0][col["cc_num"]] = "2.29E+15"
+        body[1][col["trans_date_trans_time"]] = "2/1/2019 1:06"
+        body[2][col["is_fraud"]] = "1.0"
+        body[3][col["amt"]] = "-5.00"
+        body[4][col["category"]] = "groceries"
+        body[5][col["trans_num"]] = body[6][col["trans_num"]]  # duplicate: the later row goes
+        body[7][col["trans_date_trans_time"]] = "2019-02-30 10:00:00"
+
+    _, accepted, reasons = read_all(write_variant(tmp_path, kaggle_csv, damage))
+    assert accepted == 600 - 7
+    assert "scientific notation" in reasons[2][0]
+    assert "spreadsheet date format" in reasons[3][0]
+    assert "written as a decimal" in reasons[4][0]
+    assert "amt" in reasons[5][0]
+    assert "category" in reasons[6][0]
+    assert "duplicate trans_num" in reasons[8][0]
+    assert "not a real date" in reasons[9][0]
+
+
+def test_rows_with_the_wrong_number_of_fields_are_reported_with_their_line(tmp_path, kaggle_csv):
+    lines = kaggle_csv.read_text().splitlines()
+    lines[10] = lines[10] + ",surplus"
+    lines[20] = "only,three,fields"
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source, accepted, reasons = read_all(path)
+    assert accepted == 598 and reasons == {}
+    assert [(m.line, m.reason) for m in source.malformed] == [
+        (11, "expected 24 fields, got 25"),
+        (21, "expected 24 fields, got 3"),
+    ]
+
+
+def test_wrong_columns_fail_at_once_naming_them(tmp_path, kaggle_csv):
+    path = write_variant(tmp_path, kaggle_csv, lambda h, b: h.__setitem__(h.index("amt"), "amount"))
+    with pytest.raises(SourceError, match="missing columns: amt; unknown columns: amount"):
+        next(CsvSource(str(path)).chunks())
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        next(CsvSource(str(tmp_path / "nope.csv")).chunks())
+
+
+def test_s3_source_reads_the_same_bytes(kaggle_csv):
+    class FakeS3:  # the boundary: boto3's get_object
+        def get_object(self, Bucket, Key):
+            data = kaggle_csv.read_bytes()
+            return {"ContentLength": len(data), "Body": io.BytesIO(data)}
+
+    source = CsvSource("s3://bucket/key.csv", s3_client=FakeS3())
+    assert sum(c.batch.num_rows for c in source.chunks()) == 600

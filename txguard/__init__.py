@@ -1,0 +1,1 @@
+"""txguard: settings, the CLI and the embedded local stack."""

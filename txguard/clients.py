@@ -1,0 +1,153 @@
+"""Client construction from settings, and idempotent setup of topics, tables and views."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import boto3
+import psycopg2
+from botocore.config import Config
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg2 import sql
+
+from schemas.behavior import table_definition
+from schemas.topics import ALL_TOPICS
+from txguard.settings import Settings
+from txguard.stack import Endpoints, endpoints
+
+log = logging.getLogger(__name__)
+
+
+class Clients:
+    """Factories for every external client, all from one settings object."""
+
+    def __init__(self, settings: Settings, ep: Endpoints | None = None):
+        self.settings = settings
+        self.endpoints = ep or endpoints(settings)
+
+    # Kafka
+    def producer(self, **overrides) -> Producer:
+        conf = {
+            "bootstrap.servers": self.endpoints.kafka_bootstrap,
+            # Same key -> same partition as Kafka's Java clients (murmur2), so other
+            # producers of the same topic agree on where a card lives.
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+        return Producer({**conf, **overrides})
+
+    def consumer(self, group: str, **overrides) -> Consumer:
+        conf = {
+            "bootstrap.servers": self.endpoints.kafka_bootstrap,
+            "group.id": f"{self.settings.topic(group)}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.settings.session_timeout_ms,
+            "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 6, 100),
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+        }
+        return Consumer({**conf, **overrides})
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.endpoints.kafka_bootstrap})
+
+    # PostgreSQL
+    def pg(self):
+        conn = psycopg2.connect(self.endpoints.postgres_dsn, connect_timeout=5)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.settings.pg_schema)))
+        conn.commit()
+        return conn
+
+    # AWS
+    def _aws(self, service: str, endpoint: str):
+        kwargs = {"region_name": self.settings.aws_region,
+                  "config": Config(retries={"max_attempts": 10, "mode": "adaptive"})}  # fmt: skip
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+            # A local endpoint takes any credentials; real AWS uses the default chain.
+            if endpoint.startswith("http://127.0.0.1") or endpoint.startswith("http://localhost"):
+                kwargs |= {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        return boto3.client(service, **kwargs)
+
+    def dynamodb(self):
+        return self._aws("dynamodb", self.endpoints.dynamodb_endpoint)
+
+    def s3(self):
+        return self._aws("s3", self.endpoints.s3_endpoint)
+
+
+def setup(clients: Clients) -> dict[str, list[str]]:
+    """Create topics, apply migrations, create the DynamoDB table. Safe to run again."""
+    return {
+        "topics": create_topics(clients),
+        "migrations": migrate(clients),
+        "tables": create_behavior_table(clients),
+    }
+
+
+def create_topics(clients: Clients) -> list[str]:
+    settings = clients.settings
+    admin = clients.admin()
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [NewTopic(settings.topic(t.name), settings.partitions, 1) for t in ALL_TOPICS]
+    missing = [t for t in wanted if t.topic not in existing]
+    created = []
+    for topic, future in (admin.create_topics(missing) if missing else {}).items():
+        try:
+            future.result(timeout=15)
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
+
+
+def migrate(clients: Clients) -> list[str]:
+    """Apply ``schemas/sql/NNN_*.sql`` in order, once each, recorded in ``schema_migrations``."""
+    schema = clients.settings.pg_schema
+    files = sorted(p for p in resources.files("schemas").joinpath("sql").iterdir() if p.name.endswith(".sql"))
+    applied = []
+    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            # One migrator at a time, even when several services start together.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"txguard-migrate-{schema}",))
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in cur.fetchall()}
+            for path in files:
+                version = int(path.name.split("_", 1)[0])
+                if version in done:
+                    continue
+                cur.execute(path.read_text())
+                cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name))
+                applied.append(path.name)
+    finally:
+        conn.close()
+    return applied
+
+
+def create_behavior_table(clients: Clients) -> list[str]:
+    ddb = clients.dynamodb()
+    name = clients.settings.behavior_table
+    try:
+        ddb.create_table(**table_definition(name))
+    except ddb.exceptions.ResourceInUseException:
+        return []
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return [name]

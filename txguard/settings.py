@@ -1,0 +1,62 @@
+"""One settings object for every txguard process.
+
+Values come from ``TXGUARD_*`` environment variables (or a ``.env`` file); CLI flags
+override them by passing explicit keyword arguments. An endpoint left empty means
+"start the embedded one"; once set, nothing embedded starts for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TXGUARD_", env_file=".env", extra="ignore", frozen=True)
+
+    # Endpoints: empty = use the embedded stack.
+    kafka_bootstrap: str = ""
+    postgres_dsn: SecretStr = SecretStr("")
+    dynamodb_endpoint: str = ""
+    s3_endpoint: str = ""
+    aws_region: str = "us-east-1"
+
+    # Where the embedded stack keeps its state (PostgreSQL data directory, pids, keys).
+    home: Path = Path(".txguard")
+
+    # Namespace: prefixes topics and the DynamoDB table, and names the PostgreSQL schema.
+    # Tests use a fresh one each; production leaves it empty (schema "public").
+    namespace: str = ""
+    partitions: int = Field(default=4, ge=1)
+
+    # Card tokenisation key. Production refuses to start without one; the embedded
+    # demo generates one and keeps it under ``home``.
+    card_token_key: SecretStr = SecretStr("")
+    production: bool = False
+
+    # Consumer micro-batches.
+    batch_size: int = Field(default=5000, ge=1)
+    batch_wait_s: float = Field(default=0.5, gt=0)
+    # librdkafka's default (45 s) makes every group join slow on a local broker.
+    session_timeout_ms: int = 6000
+
+    # Scoring.
+    alert_threshold: float | None = None  # None: use the threshold calibrated at training
+    model_path: Path | None = None  # None: ``home``/model
+
+    @property
+    def pg_schema(self) -> str:
+        return self.namespace or "public"
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    @property
+    def behavior_table(self) -> str:
+        return f"{self.namespace}.customer_behavior" if self.namespace else "customer_behavior"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model_path or self.home / "model"
