@@ -87,6 +87,7 @@ def run(
     batch_wait_s: float,
     stop: threading.Event,
     on_batch: Callable[[LoopStats], None] | None = None,
+    on_assign: Callable[[list[TopicPartition]], None] | None = None,
 ) -> LoopStats:
     stats = LoopStats()
 
@@ -94,7 +95,12 @@ def run(
         # Every batch is committed before the next poll, so nothing is pending here.
         service.on_revoke()
 
-    consumer.subscribe(service.topics, on_revoke=revoked, on_lost=revoked)
+    def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("%s: assigned %s", service.name, ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        if on_assign:
+            on_assign(partitions)
+
+    consumer.subscribe(service.topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
     try:
         while not stop.is_set():
             messages = consumer.consume(batch_size, timeout=batch_wait_s)
@@ -118,9 +124,7 @@ def run(
             while producer.flush(5) > 0:
                 log.warning("waiting for the broker to acknowledge %d messages", len(producer))
             if offsets:
-                consumer.commit(
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-                )
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
             stats.batches += 1
             stats.messages += len(messages)
             if on_batch:

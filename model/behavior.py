@@ -45,11 +45,7 @@ class CardBehavior:
         return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
 
     def already_applied(self, partition: int, offset: int) -> bool:
-        return (
-            self.watermark is not None
-            and self.watermark[0] == partition
-            and offset <= self.watermark[1]
-        )
+        return self.watermark is not None and self.watermark[0] == partition and offset <= self.watermark[1]
 
     def window(self, now: int, seconds: int) -> tuple[int, int]:
         """Count and summed cents of the transactions in (now - seconds, now]."""

@@ -291,10 +291,7 @@ def _calendar(start: date, end: date) -> _Calendar:
     days = tuple(start + timedelta(days=i) for i in range((end - start).days + 1))
     sims = [_simulation_date(d) for d in days]
     weight = np.array(
-        [
-            [_WEEKDAY_WEIGHTS[band][s.weekday()] * _season_weight(s) for s in sims]
-            for band in _BANDS
-        ],
+        [[_WEEKDAY_WEIGHTS[band][s.weekday()] * _season_weight(s) for s in sims] for band in _BANDS],
         dtype=float,
     )
     bounds, first = [], 0
@@ -441,9 +438,7 @@ def _zip_candidates(lat: np.ndarray, long: np.ndarray, places: _Places) -> np.nd
     """Places that can be nearest to a merchant of each customer (within the radius)."""
     reach = _MERCHANT_RADIUS_DEG * np.sqrt(2.0) + _MERCH_ZIP_MAX_DEG
     cos = np.cos(np.radians(lat))[:, None]
-    d2 = (places.lat[None, :] - lat[:, None]) ** 2 + (
-        (places.long[None, :] - long[:, None]) * cos
-    ) ** 2
+    d2 = (places.lat[None, :] - lat[:, None]) ** 2 + ((places.long[None, :] - long[:, None]) * cos) ** 2
     near = d2 <= reach**2
     width = max(1, int(near.sum(axis=1).max()))
     sentinel = len(places.zip)  # an extra place far from everything, see _merchant_zip
@@ -545,12 +540,8 @@ def _month_rows(
 
     _, first_merchant = _merchant_pool()
     merchant = first_merchant[category] + rng.integers(0, _MERCHANTS_PER_CATEGORY, size=n)
-    merch_lat = np.round(
-        customers.lat[cust] + rng.uniform(-_MERCHANT_RADIUS_DEG, _MERCHANT_RADIUS_DEG, n), 6
-    )
-    merch_long = np.round(
-        customers.long[cust] + rng.uniform(-_MERCHANT_RADIUS_DEG, _MERCHANT_RADIUS_DEG, n), 6
-    )
+    merch_lat = np.round(customers.lat[cust] + rng.uniform(-_MERCHANT_RADIUS_DEG, _MERCHANT_RADIUS_DEG, n), 6)
+    merch_long = np.round(customers.long[cust] + rng.uniform(-_MERCHANT_RADIUS_DEG, _MERCHANT_RADIUS_DEG, n), 6)
     trans_num = rng.bytes(16 * n)
 
     order = np.lexsort((np.arange(n), cust, seconds, day))
@@ -566,16 +557,12 @@ def _month_rows(
     }
     rows = {k: v[order] for k, v in rows.items()}
     rows["trans_num"] = np.frombuffer(trans_num, dtype="S16")[order]
-    rows["merch_zip"] = _merchant_zip(
-        customers, rows["customer"], rows["merch_lat"], rows["merch_long"]
-    )
+    rows["merch_zip"] = _merchant_zip(customers, rows["customer"], rows["merch_lat"], rows["merch_long"])
     rows["unix_time"] = cal.sim_midnight[rows["day"]] + rows["seconds"]
     return rows
 
 
-def _merchant_zip(
-    customers: _Customers, cust: np.ndarray, lat: np.ndarray, long: np.ndarray
-) -> np.ndarray:
+def _merchant_zip(customers: _Customers, cust: np.ndarray, lat: np.ndarray, long: np.ndarray) -> np.ndarray:
     """ZIP of the merchant's area, 0 where no known place is near (written empty).
 
     The nearest known place gives the three-digit ZIP prefix (the area); the last two
@@ -591,16 +578,11 @@ def _merchant_zip(
         block = slice(lo, lo + _ZIP_BLOCK_ROWS)
         c, b_lat, b_long = cust[block], lat[block], long[block]
         cand = customers.zip_candidates[c]
-        d2 = (p_lat[cand] - b_lat[:, None]) ** 2 + (
-            (p_long[cand] - b_long[:, None]) * cos[c][:, None]
-        ) ** 2
+        d2 = (p_lat[cand] - b_lat[:, None]) ** 2 + ((p_long[cand] - b_long[:, None]) * cos[c][:, None]) ** 2
         best = d2.argmin(axis=1)
         rows = np.arange(len(c))
         near = d2[rows, best] <= _MERCH_ZIP_MAX_DEG**2
-        cell = (
-            np.floor(b_lat * 10).astype(np.int64) * 7919
-            + np.floor(b_long * 10).astype(np.int64) * 104_729
-        )
+        cell = np.floor(b_lat * 10).astype(np.int64) * 7919 + np.floor(b_long * 10).astype(np.int64) * 104_729
         last_two = ((cell * 2_654_435_761) >> 7) % 100
         zip_code = (p_zip[cand[rows, best]] // 100) * 100 + last_two
         out[block] = np.where(near, zip_code, 0)
@@ -610,17 +592,14 @@ def _merchant_zip(
 _CLOCK = tuple(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
 
 
-def _format_rows(
-    rows: dict[str, np.ndarray], first_index: int, customers: _Customers, cal: _Calendar
-) -> str:
+def _format_rows(rows: dict[str, np.ndarray], first_index: int, customers: _Customers, cal: _Calendar) -> str:
     merchant_text, _ = _merchant_pool()
     card, person, day_text = customers.card_text, customers.person_text, cal.day_text
     hex_text = np.ascontiguousarray(rows["trans_num"]).tobytes().hex()
     trans_num = [hex_text[k : k + 32] for k in range(0, len(hex_text), 32)]
     zips = [f"{z}.0" if z else "" for z in rows["merch_zip"].tolist()]
     lines = [
-        f"{i},{day_text[d]} {_CLOCK[s]},{card[c]},{merchant_text[m]},{a},{person[c]},"
-        f"{t},{u},{la},{lo},{int(f)},{z}"
+        f"{i},{day_text[d]} {_CLOCK[s]},{card[c]},{merchant_text[m]},{a},{person[c]},{t},{u},{la},{lo},{int(f)},{z}"
         for i, d, s, c, m, a, t, u, la, lo, f, z in zip(
             range(first_index, first_index + len(zips)),
             rows["day"].tolist(),

@@ -155,8 +155,9 @@ def replay(
     def produce(topic: str, key: bytes | None, value: bytes, ts: int | None = None, headers=None) -> None:
         while True:
             try:
-                producer.produce(topic, value=value, key=key, timestamp=ts or 0, headers=headers,
-                                 on_delivery=on_delivery)
+                producer.produce(
+                    topic, value=value, key=key, timestamp=ts or 0, headers=headers, on_delivery=on_delivery
+                )
                 return
             except BufferError:  # local queue full: let librdkafka drain it
                 producer.poll(0.05)
@@ -175,8 +176,11 @@ def replay(
         record = {"source": source.location, "line": line, "reason": reason, "raw": safe_raw}
         if quarantine:
             quarantine.write(json.dumps(record) + "\n")
-        headers = [("source", source.location.encode()), ("line", str(line).encode()),
-                   ("error", reason.encode()[:1000])]
+        headers = [
+            ("source", source.location.encode()),
+            ("line", str(line).encode()),
+            ("error", reason.encode()[:1000]),
+        ]
         produce(topics.dlq, None, orjson.dumps(record), headers=headers)
         log.warning("rejected %s line %s: %s", source.location, line, reason)
 
@@ -228,8 +232,12 @@ def replay(
                 stats.accepted += 1
                 stats.last_line = lines[i]
                 if options.labels:
-                    label = {"trans_num": event["trans_num"], "card_token": token,
-                             "event_time": event["event_time"], "is_fraud": c["is_fraud"][i]}
+                    label = {
+                        "trans_num": event["trans_num"],
+                        "card_token": token,
+                        "event_time": event["event_time"],
+                        "is_fraud": c["is_fraud"][i],
+                    }
                     pending_labels.append((ms + delay_ms, key, orjson.dumps(label), lines[i]))
                     release_labels(ms)
                 if stats.first_event is None:

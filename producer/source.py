@@ -104,6 +104,7 @@ class CsvSource:
         stream = io.BufferedReader(self._reader, buffer_size=1 << 20)
         header = _read_header(stream)
         names = _check_columns(header, self.location)
+
         def on_invalid(row: pacsv.InvalidRow) -> str:
             # pyarrow counts the rows it sees from 1; the header was read off before it.
             line = row.number + 1 if row.number is not None and row.number >= 0 else None

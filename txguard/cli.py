@@ -242,18 +242,27 @@ def cmd_consume(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_signal_handlers(stop)
     log.info("%s: consuming %s", service.name, ", ".join(service.topics))
+    ready = ready_marker(settings, service.name)
     stats = run(service, clients.consumer(service.name), producer, settings.topic("txguard.dlq"),
-                batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop)  # fmt: skip
+                batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
+                on_assign=lambda _partitions: ready.touch())  # fmt: skip
+    ready.unlink(missing_ok=True)
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
              service.name, stats.messages, stats.batches, stats.dead_lettered)  # fmt: skip
     return 0
 
 
+def ready_marker(settings: Settings, service: str) -> Path:
+    """A file that exists while the service holds partitions: lets scripts wait for it."""
+    run_dir = settings.home / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir / f"{settings.namespace or 'default'}.{service}.ready"
+
+
 def start_services(settings_args: list[str], services=("persist", "scorer")) -> list[subprocess.Popen]:
     """Each service in its own process: they use both cores and fail independently."""
     return [
-        subprocess.Popen([sys.executable, "-m", "txguard.cli", *settings_args, "consume", name])
-        for name in services
+        subprocess.Popen([sys.executable, "-m", "txguard.cli", *settings_args, "consume", name]) for name in services
     ]
 
 

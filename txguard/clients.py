@@ -151,3 +151,27 @@ def create_behavior_table(clients: Clients) -> list[str]:
         return []
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return [name]
+
+
+def teardown(clients: Clients) -> None:
+    """Delete the namespace's topics, PostgreSQL schema and DynamoDB table (demo resets)."""
+    settings = clients.settings
+    if not settings.namespace:
+        raise ValueError("refusing to tear down the default namespace")
+    admin = clients.admin()
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [settings.topic(t.name) for t in ALL_TOPICS if settings.topic(t.name) in existing]
+    for future in (admin.delete_topics(doomed) if doomed else {}).values():
+        future.result(timeout=15)
+    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.pg_schema)))
+    finally:
+        conn.close()
+    ddb = clients.dynamodb()
+    try:
+        ddb.delete_table(TableName=settings.behavior_table)
+        ddb.get_waiter("table_not_exists").wait(TableName=settings.behavior_table)
+    except ddb.exceptions.ResourceNotFoundException:
+        pass

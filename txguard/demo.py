@@ -63,15 +63,34 @@ def _counts(clients) -> dict[str, int]:
         conn.close()
 
 
+DEMO_NAMESPACE = "demo"
+EXAMPLE_QUERIES = """\
+  SELECT * FROM alerts ORDER BY score DESC LIMIT 20;
+  SELECT * FROM daily_activity ORDER BY day;
+  SELECT * FROM alert_quality;
+Watch alerts live:  .venv/bin/txguard --namespace {namespace} alerts --follow
+Stop the stack:     .venv/bin/txguard stack down"""
+
+
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from txguard import cli, stack
-    from txguard.clients import Clients, setup
+    from txguard.clients import Clients, setup, teardown
 
+    if not settings.namespace:
+        # The demo's own topics, schema and table: every run starts clean and leaves
+        # the default namespace to real work.
+        settings = settings.model_copy(update={"namespace": DEMO_NAMESPACE})
+        args.namespace = DEMO_NAMESPACE
     print("== 1/5 embedded stack")
     ep = stack.up(settings)
     cli._print_endpoints(ep)
     clients = Clients(settings, ep)
+    teardown(clients)
     setup(clients)
+    print(
+        f"  namespace {settings.namespace!r}: topics {settings.topic('transactions')}, ..., "
+        f"PostgreSQL schema {settings.pg_schema}, DynamoDB table {settings.behavior_table}"
+    )
 
     print("== 2/5 data")
     path = _data_file(args)
@@ -86,8 +105,16 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_dir}")
 
     print("== 4/5 replay through Kafka -> persist + scorer")
-    before = _counts(clients)
+    for name in ("persist", "scorer"):
+        cli.ready_marker(settings, name).unlink(missing_ok=True)
     procs = cli.start_services(cli._settings_argv(args))
+    deadline = time.monotonic() + 60
+    while not all(cli.ready_marker(settings, n).exists() for n in ("persist", "scorer")):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            cli.stop_services(procs)
+            print("  the consumer services did not join their groups; see their log above", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
     replay_args = argparse.Namespace(
         speed=None, rate=None, start=split, end=None, limit=None, resume=False, labels="on",
         label_delay_days=7.0, quarantine=None,
@@ -97,15 +124,14 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         stats = cli.replay_file(settings, str(path), replay_args, threading.Event())
         cli._print_replay(stats)
         sent = stats.accepted
-        target = {k: before[k] + sent for k in ("transactions", "scores", "labels")}
+        target = {k: sent for k in ("transactions", "scores", "labels")}
         while True:
-            now = _counts(clients)
+            done = _counts(clients)
             elapsed = time.monotonic() - t0
-            done = {k: now[k] - before[k] for k in target}
             print(f"\r  {elapsed:6.1f}s  persisted {done['transactions']:>9,}  scored {done['scores']:>9,}  "
-                  f"labels {done['labels']:>9,}  alerts {now['alerts'] - before['alerts']:>6,}  "
+                  f"labels {done['labels']:>9,}  alerts {done['alerts']:>6,}  "
                   f"{done['scores'] / max(elapsed, 1e-9):>8,.0f} events/s", end="", flush=True)  # fmt: skip
-            if all(now[k] >= target[k] for k in target):
+            if all(done[k] >= target[k] for k in target):
                 break
             if any(p.poll() is not None for p in procs):
                 print("\n  a consumer service exited early; see its log above", file=sys.stderr)
@@ -138,12 +164,8 @@ def _summary(clients, settings: Settings, sent: int, elapsed: float) -> None:
     print(f"  alerts:              {counts['alerts']:,} ({tp} fraud, {fp} not fraud; {fn} frauds missed)")
     print(f"  precision / recall:  {precision or 0:.3f} / {recall or 0:.3f} against is_fraud")
     dsn = clients.endpoints.postgres_dsn
-    schema = settings.pg_schema
-    print(f"""
-Query the results:
-  psql '{dsn}'{f" -c 'SET search_path TO {schema}'" if schema != "public" else ""}
-  SELECT * FROM alerts ORDER BY score DESC LIMIT 20;
-  SELECT * FROM daily_activity ORDER BY day;
-  SELECT * FROM alert_quality;
-Watch alerts live:  .venv/bin/txguard alerts --follow
-Stop the stack:     .venv/bin/txguard stack down""")
+    if settings.pg_schema != "public":
+        dsn += f"?options=-csearch_path%3D{settings.pg_schema}"
+    print("\nQuery the results:")
+    print(f"  psql '{dsn}'")
+    print(EXAMPLE_QUERIES.format(namespace=settings.namespace))

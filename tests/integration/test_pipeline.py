@@ -92,9 +92,7 @@ def test_behavior_items_equal_the_input_per_card(clients, replayed, kaggle_csv):
     ddb = clients.dynamodb()
     items = [i for page in ddb.get_paginator("scan").paginate(TableName=clients.settings.behavior_table)
              for i in page["Items"]]  # fmt: skip
-    got = {
-        i["card_token"]["S"]: (int(i["txn_count"]["N"]), round(float(i["amount_sum"]["N"]) * 100)) for i in items
-    }
+    got = {i["card_token"]["S"]: (int(i["txn_count"]["N"]), round(float(i["amount_sum"]["N"]) * 100)) for i in items}
     assert got == expected
 
 

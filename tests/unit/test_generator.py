@@ -166,9 +166,7 @@ def test_same_arguments_give_the_same_bytes(tmp_path):
     assert digest[0] == digest[1] != digest[2]
 
 
-@pytest.mark.parametrize(
-    "text", [REAL_ROWS, REAL_TEST_ROWS.split("\n", 1)[1]], ids=["2019", "2020"]
-)
+@pytest.mark.parametrize("text", [REAL_ROWS, REAL_TEST_ROWS.split("\n", 1)[1]], ids=["2019", "2020"])
 def test_unix_time_rule_matches_real_rows(text):
     header = REAL_HEADER if text is REAL_ROWS else REAL_TEST_ROWS.split("\n", 1)[0]
     frame = read_text(header + "\n" + text)
@@ -177,12 +175,8 @@ def test_unix_time_rule_matches_real_rows(text):
 
 
 def test_unix_time_on_leap_day_maps_to_28_february():
-    assert unix_time(datetime(2020, 2, 29, 10, 0, 0)) == calendar.timegm(
-        (2013, 2, 28, 10, 0, 0, 0, 0, 0)
-    )
-    assert unix_time(datetime(2020, 3, 1, 0, 0, 1)) == calendar.timegm(
-        (2013, 3, 1, 0, 0, 1, 0, 0, 0)
-    )
+    assert unix_time(datetime(2020, 2, 29, 10, 0, 0)) == calendar.timegm((2013, 2, 28, 10, 0, 0, 0, 0, 0))
+    assert unix_time(datetime(2020, 3, 1, 0, 0, 1)) == calendar.timegm((2013, 3, 1, 0, 0, 1, 0, 0, 0))
 
 
 def test_generated_unix_time_follows_the_rule(medium, tmp_path):

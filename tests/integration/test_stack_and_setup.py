@@ -1,0 +1,50 @@
+"""The embedded stack's errors and the idempotent setup, on real servers."""
+
+import socket
+
+import pytest
+
+from txguard import stack
+from txguard.clients import setup
+from txguard.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_setup_twice_changes_nothing(clients):
+    again = setup(clients)  # the fixture already ran it once
+    assert again == {"topics": [], "migrations": [], "tables": []}
+    conn = clients.pg()
+    with conn.cursor() as cur:
+        cur.execute("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert cur.fetchall() == [(1, "001_tables.sql"), (2, "002_views.sql")]
+    conn.close()
+    topics = clients.admin().list_topics(timeout=10).topics
+    for name in ("transactions", "scores", "alerts", "labels", "txguard.dlq"):
+        assert len(topics[clients.settings.topic(name)].partitions) == clients.settings.partitions
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = Settings(home=tmp_path, postgres_dsn="postgresql://x@127.0.0.1:1/x", dynamodb_endpoint="http://x")
+        with pytest.raises(stack.StackError, match=f"port {port} for Kafka is already in use"):
+            stack.up(settings, {"kafka": port})
+
+
+def test_status_lists_every_endpoint(stack_home):
+    status = stack.status(Settings(home=stack_home))
+    assert all(entry["running"] for entry in status.values())
+    assert status["kafka"]["bootstrap"].startswith("127.0.0.1:")
+    assert status["postgres"]["dsn"].startswith("postgresql://")
+    assert status["moto"]["endpoint"].startswith("http://127.0.0.1:")
+
+
+def test_external_endpoints_start_nothing(tmp_path, stack_home):
+    running = stack.endpoints(Settings(home=stack_home))
+    external = Settings(home=tmp_path, kafka_bootstrap=running.kafka_bootstrap,
+                        postgres_dsn=running.postgres_dsn, dynamodb_endpoint=running.dynamodb_endpoint)  # fmt: skip
+    assert stack.up(external).kafka_bootstrap == running.kafka_bootstrap
+    assert not (tmp_path / "stack.json").exists()

@@ -1,0 +1,46 @@
+"""Bad command-line input gives one clear line and exit code 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from txguard.cli import main
+
+
+def test_missing_file_is_one_clear_line(capsys, tmp_path):
+    assert main(["--home", str(tmp_path), "replay", str(tmp_path / "missing.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"txguard: error: no such file: {tmp_path / 'missing.csv'}"
+
+
+def test_wrong_columns_are_named(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("trans_date_trans_time,cc_num,amount\n2019-01-01 00:00:18,2703186189652095,4.97\n")
+    assert main(["--home", str(tmp_path), "replay", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("txguard: error:") and "missing columns: merchant, category, amt" in err
+    assert "unknown columns: amount" in err and "Traceback" not in err
+
+
+def test_no_stack_running_says_what_to_do(capsys, tmp_path, kaggle_csv, monkeypatch):
+    for name in ("TXGUARD_KAFKA_BOOTSTRAP", "TXGUARD_POSTGRES_DSN", "TXGUARD_DYNAMODB_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--home", str(tmp_path), "replay", str(kaggle_csv)]) == 2
+    assert "run `txguard stack up`" in capsys.readouterr().err
+
+
+def test_bad_option_values_are_rejected_by_the_parser(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "txguard.cli", "replay", "x.csv", "--start", "yesterday"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not a date/time" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["consume", "nothing"], ["stack", "sideways"]])
+def test_unknown_choices_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
