@@ -58,6 +58,28 @@ class CardBehavior:
                 cents += c
         return count, cents
 
+    def windows(self, now: int) -> tuple[int, int, int, int, int]:
+        """(count_1h, cents_1h, count_24h, cents_24h, count_7d) in one pass: the hot path."""
+        h1, d1, d7 = now - WINDOWS_S["1h"], now - WINDOWS_S["24h"], now - WINDOWS_S["7d"]
+        n1 = c1 = n24 = c24 = future = 0
+        for t, c in reversed(self.recent):
+            if t <= d1:
+                break
+            if t > now:
+                future += 1
+                continue
+            n24 += 1
+            c24 += c
+            if t > h1:
+                n1 += 1
+                c1 += c
+        n7 = len(self.recent) - future
+        for t, _ in self.recent:  # entries older than 7 d sit at the front, if any
+            if t > d7:
+                break
+            n7 -= 1
+        return n1, c1, n24, c24, n7
+
     def apply(self, t: int, amt: float, category: str, position: tuple[int, int] | None = None) -> None:
         """Add one transaction at epoch second ``t``."""
         cents = round(amt * 100)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
-from model.behavior import WINDOWS_S, CardBehavior
+from model.behavior import CardBehavior
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_amt",
@@ -73,9 +73,7 @@ def feature_row(state: CardBehavior, txn: Txn, category_medians: Mapping[str, fl
         since_last = max(txn.t - (state.last_seen or txn.t), 0)
     else:
         card_mean, zscore, cat_mean, since_last = amt, 0.0, amt, _NO_PREVIOUS_S
-    n_1h, c_1h = state.window(txn.t, WINDOWS_S["1h"])
-    n_24h, c_24h = state.window(txn.t, WINDOWS_S["24h"])
-    n_7d, _ = state.window(txn.t, WINDOWS_S["7d"])
+    n_1h, c_1h, n_24h, c_24h, n_7d = state.windows(txn.t)
     return [
         math.log1p(amt),
         (amt + 1.0) / (card_mean + 1.0),

@@ -56,3 +56,19 @@ def test_round_trip_through_plain_data():
     back = CardBehavior.from_dict(s.to_dict())
     assert back == s
     assert CardBehavior.from_dict(CardBehavior().to_dict()).min_amt == math.inf
+
+
+def test_one_pass_windows_agree_with_each_window():
+    import random
+
+    rng = random.Random(7)
+    s = CardBehavior()
+    t = 1_546_300_800
+    for _ in range(300):
+        t += rng.choice([30, 600, 3600, 20_000, 90_000])
+        s.apply(t, round(rng.uniform(1, 500), 2), "misc_net")
+        for now in (t, t + 1800, t + 50_000, t - 4000):
+            n1, c1 = s.window(now, 3600)
+            n24, c24 = s.window(now, 86_400)
+            n7, _ = s.window(now, 7 * 86_400)
+            assert s.windows(now) == (n1, c1, n24, c24, n7)
