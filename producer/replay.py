@@ -169,7 +169,7 @@ def replay(
             stats.labels += 1
 
     def reject(line: int | None, raw: dict | str, reasons: list[str]) -> None:
-        reason = "; ".join(reasons)
+        reason = redact("; ".join(reasons))  # a damage hint may quote the card number
         for r in reasons:
             stats.rejected[r.split(" (")[0]] += 1
         safe_raw = redact(raw if isinstance(raw, str) else json.dumps(raw))
