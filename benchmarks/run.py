@@ -58,7 +58,7 @@ def _txguard(settings: Settings, *argv: str) -> list[str]:
 
 
 def _fresh(settings: Settings) -> Clients:
-    clients = Clients(settings, stack.up(settings))
+    clients = Clients(settings)
     teardown(clients)
     setup(clients)
     return clients
@@ -179,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, default=1000)
     ap.add_argument("--months", type=int, default=18)
     args = ap.parse_args(argv)
-    settings = Settings(home=Path(".txguard"), namespace="bench", partitions=4)
+    # A stack of its own, started fresh: the broker keeps everything in memory.
+    settings = Settings(home=HERE / ".stack", namespace="bench", partitions=4)
     path = _dataset(args.customers, args.months)
-    if args.only in (None, "producer"):
-        _write("producer", {"dataset": path.name, **bench_producer(settings, path)})
-    if args.only in (None, "pipeline"):
-        _write("pipeline", {"dataset": path.name, **bench_pipeline(settings, path)})
+    stack.down(settings)
+    stack.up(settings, {name: stack.free_port() for name in stack.DEFAULT_PORTS})
+    try:
+        if args.only in (None, "producer"):
+            _write("producer", {"dataset": path.name, **bench_producer(settings, path)})
+        if args.only in (None, "pipeline"):
+            _write("pipeline", {"dataset": path.name, **bench_pipeline(settings, path)})
+    finally:
+        stack.down(settings)
     return 0
 
 

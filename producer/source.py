@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from schemas.source import INDEX_COLUMN_NAMES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 
 
 class SourceError(Exception):
@@ -129,11 +129,15 @@ class CsvSource:
         for batch in reader:
             bad_lines = {m.line for m in self.malformed[skipped:]}
             skipped = len(self.malformed)
-            lines = []
-            while len(lines) < batch.num_rows:
-                if next_line not in bad_lines:
-                    lines.append(next_line)
-                next_line += 1
+            if bad_lines:
+                lines = []
+                while len(lines) < batch.num_rows:
+                    if next_line not in bad_lines:
+                        lines.append(next_line)
+                    next_line += 1
+            else:
+                lines = list(range(next_line, next_line + batch.num_rows))
+                next_line += batch.num_rows
             yield Chunk(batch, lines)
 
 

@@ -65,8 +65,8 @@ def open_source(location: str, clients=None):
 
 def _progress_printer(label: str):
     def show(stats, source) -> None:
-        total = source.total_bytes or 0
-        done = source.bytes_read
+        total = stats.total_bytes or 0
+        done = stats.bytes_read
         eta = ""
         if total and done:
             elapsed = time.monotonic() - stats.started

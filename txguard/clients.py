@@ -20,6 +20,22 @@ from txguard.stack import Endpoints, endpoints
 log = logging.getLogger(__name__)
 
 
+class ReportingProducer(Producer):
+    """A Producer that logs and counts failed deliveries (librdkafka reports only those)."""
+
+    def __init__(self, conf: dict):
+        self.failed = 0
+        super().__init__({**conf, "on_delivery": self._on_delivery, "delivery.report.only.error": True})
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            self.failed += 1
+            log.error("delivery to %s failed: %s", msg.topic(), err)
+
+    def delivery_errors(self) -> int:
+        return self.failed
+
+
 class Clients:
     """Factories for every external client, all from one settings object."""
 
@@ -28,7 +44,7 @@ class Clients:
         self.endpoints = ep or endpoints(settings)
 
     # Kafka
-    def producer(self, **overrides) -> Producer:
+    def producer(self, **overrides) -> ReportingProducer:
         conf = {
             "bootstrap.servers": self.endpoints.kafka_bootstrap,
             # Same key -> same partition as Kafka's Java clients (murmur2), so other
@@ -38,9 +54,10 @@ class Clients:
             "linger.ms": 20,
             "batch.num.messages": 10000,
             "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
+            "queue.buffering.max.messages": 200_000,
+            "queue.buffering.max.kbytes": 64 * 1024,  # bounds the producer's memory
         }
-        return Producer({**conf, **overrides})
+        return ReportingProducer({**conf, **overrides})
 
     def consumer(self, group: str, **overrides) -> Consumer:
         conf = {

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 from producer.source import CsvSource, SourceError
-from producer.validate import validate
+from producer.validate import TransNumSet, validate
 
 
 def read_all(path: Path):
     source = CsvSource(str(path))
-    seen: set[int] = set()
+    seen = TransNumSet()
     accepted, reasons = 0, {}
     for chunk in source.chunks():
         verdict = validate(chunk.batch, seen)
@@ -90,3 +90,13 @@ def test_s3_source_reads_the_same_bytes(kaggle_csv):
 
     source = CsvSource("s3://bucket/key.csv", s3_client=FakeS3())
     assert sum(c.batch.num_rows for c in source.chunks()) == 600
+
+
+def test_trans_num_set_finds_repeats_within_and_across_blocks():
+    seen = TransNumSet()
+    ids = [f"{i:032x}" for i in range(10)]
+    assert seen.add_new(ids[:4]) == []
+    assert seen.add_new([ids[4], ids[1], ids[4]]) == [1, 2]
+    assert seen.add_new(ids[5:]) == []
+    assert seen.add_new(ids) == list(range(10))  # after the runs were merged
+    assert len(seen) == 10

@@ -1,0 +1,54 @@
+"""The producer's vectorised JSON is exactly the schema's event, with the CSV's values."""
+
+import csv
+
+import orjson
+import pyarrow as pa
+
+from producer.cards import CardProtector
+from producer.replay import encode_events
+from producer.source import CsvSource
+from producer.validate import TransNumSet, validate
+from schemas.events import LabelEvent, TransactionEvent
+
+PROTECTOR = CardProtector(b"unit-test-key-0123456789")
+
+
+def encode_file(path):
+    blocks = []
+    seen = TransNumSet()
+    for chunk in CsvSource(str(path)).chunks():
+        verdict = validate(chunk.batch, seen)
+        blocks.append(encode_events(chunk.batch.filter(verdict.accepted), chunk.lines, PROTECTOR))
+    return blocks
+
+
+def test_every_event_validates_and_carries_the_csv_values(kaggle_csv):
+    (block,) = encode_file(kaggle_csv)
+    rows = list(csv.DictReader(kaggle_csv.open()))
+    assert len(block.events) == len(rows) == len(block.labels)
+    for raw, row, label, key in zip(block.events, rows, block.labels, block.keys, strict=True):
+        event = TransactionEvent.model_validate_json(raw)
+        assert event.trans_num == row["trans_num"]
+        assert event.amt == float(row["amt"]) and f"{event.amt:.2f}" == f"{float(row['amt']):.2f}"
+        assert event.merchant == row["merchant"] and event.city == row["city"]
+        assert event.card_token.encode() == key == PROTECTOR.protect(row["cc_num"])[0].encode()
+        assert event.merch_zipcode == (row["merch_zipcode"].removesuffix(".0") or None)
+        assert event.birth_year == int(row["dob"][:4])
+        assert row["cc_num"].encode() not in raw
+        assert LabelEvent.model_validate_json(label).is_fraud == (row["is_fraud"] == "1")
+
+
+def test_quotes_backslashes_and_unicode_survive_encoding(kaggle_csv):
+    (block,) = encode_file(kaggle_csv)
+    batch = next(CsvSource(str(kaggle_csv)).chunks()).batch.slice(0, 1)
+    tricky = 'fraud_O"Brien \\ Söhne 🚀 \'; DROP TABLE transactions; --'
+    batch = batch.set_column(batch.schema.get_field_index("merchant"), "merchant", pa.array([tricky]))
+    encoded = encode_events(batch, [2], PROTECTOR)
+    assert orjson.loads(encoded.events[0])["merchant"] == tricky
+    assert TransactionEvent.model_validate_json(encoded.events[0]).merchant == tricky
+
+
+def test_kartik_layout_without_merch_zipcode_encodes_null(fraudtest_csv):
+    (block,) = encode_file(fraudtest_csv)
+    assert all(TransactionEvent.model_validate_json(e).merch_zipcode is None for e in block.events)
