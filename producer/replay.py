@@ -324,7 +324,7 @@ def replay(
                         due, key, value = pending_labels.popleft()
                         produce(topics.labels, key, value, int(due))
                         stats.labels += 1
-                if i & 4095 == 0:
+                if i & 255 == 0:
                     producer.poll(0)
                     if on_progress and (now := time.monotonic()) - last_progress > 1.0:
                         last_progress = now

@@ -197,7 +197,11 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
     topics = Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
     source = open_source(location, clients)
     producer = clients.producer()
-    stop = stop or threading.Event()
+    if stop is None:
+        from consumers.loop import install_signal_handlers
+
+        stop = threading.Event()
+        install_signal_handlers(stop)  # Ctrl-C: finish the row, flush, checkpoint, exit
     return replay(source, producer, topics, CardProtector(card_key(settings)), options, stop=stop,
                   on_progress=_progress_printer("replay"))  # fmt: skip
 
