@@ -5,38 +5,35 @@ from __future__ import annotations
 from confluent_kafka import Message
 
 from consumers.loop import Decoded
-from consumers.sinks import PostgresSink
+from consumers.sinks import JsonRows, PostgresSink
 from schemas.events import LabelEvent, ScoreEvent, TransactionEvent
 
-_TXN_COLUMNS = tuple(TransactionEvent.model_fields) + ("kafka_partition", "kafka_offset")
-_SCORE_COLUMNS = tuple(ScoreEvent.model_fields)
-_LABEL_COLUMNS = tuple(LabelEvent.model_fields)
+MODELS = {"transactions": TransactionEvent, "scores": ScoreEvent, "labels": LabelEvent}
 
 
 class PersistService:
     name = "persist"
 
     def __init__(self, topics: dict[str, str], sink: PostgresSink):
-        # topics: kind ("transactions" | "scores" | "labels") -> topic name
-        self._kind_of = {topic: kind for kind, topic in topics.items()}
-        self._models = {"transactions": TransactionEvent, "scores": ScoreEvent, "labels": LabelEvent}
+        # topics: table ("transactions" | "scores" | "labels") -> topic name
+        self._table_of = {topic: table for table, topic in topics.items()}
         self.topics = list(topics.values())
         self.sink = sink
         self.rows_written = 0
 
-    def decode(self, message: Message):
-        return self._models[self._kind_of[message.topic()]].model_validate_json(message.value())
+    def decode(self, message: Message) -> None:
+        """Validate against the schema; the sink stores the JSON as it came."""
+        MODELS[self._table_of[message.topic()]].model_validate_json(message.value())
 
     def process(self, batch: list[Decoded]) -> None:
-        rows: dict[str, list] = {"transactions": [], "scores": [], "labels": []}
+        rows = {
+            table: JsonRows(tuple(model.model_fields), with_position=table == "transactions")
+            for table, model in MODELS.items()
+        }
         for d in batch:
-            kind = self._kind_of[d.message.topic()]
-            values = list(d.event.__dict__.values())
-            if kind == "transactions":
-                values += [d.message.partition(), d.message.offset()]
-            rows[kind].append(values)
-        columns = {"transactions": _TXN_COLUMNS, "scores": _SCORE_COLUMNS, "labels": _LABEL_COLUMNS}
-        inserted = self.sink.write({k: (columns[k], v) for k, v in rows.items() if v})
+            m = d.message
+            rows[self._table_of[m.topic()]].docs.append((m.value(), m.partition(), m.offset()))
+        inserted = self.sink.write(rows)
         self.rows_written += sum(inserted.values())
 
     def is_transient(self, exc: Exception) -> bool:

@@ -9,7 +9,7 @@ import orjson
 from confluent_kafka import Message, Producer
 
 from consumers.loop import Decoded
-from consumers.sinks import BehaviorStore
+from consumers.sinks import BehaviorStore, StaleStateError
 from model.behavior import CardBehavior
 from model.ensemble import Ensemble
 from model.features import Txn, epoch_seconds, featurize
@@ -76,6 +76,15 @@ class ScorerService:
         X = featurize(txns, working, self.model.category_medians)
         result = self.model.score_batch(X, self.threshold)
 
+        try:
+            self.store.save_many(working)
+        except StaleStateError:
+            self.cache.clear()  # reload from DynamoDB: the retry skips what was applied
+            raise
+        self.cache.update(working)
+        self.cache.touch(tokens)
+
+        # After the state is durable: a failed write does not publish the batch twice.
         version = self.model.version
         for i, e in enumerate(events):
             flagged = bool(result.flagged[i])
@@ -97,9 +106,6 @@ class ScorerService:
                 }  # fmt: skip
                 self._produce(self.alerts_topic, key, orjson.dumps(alert))
                 self.alerted += 1
-        self.store.save_many(working)
-        self.cache.update(working)
-        self.cache.touch(tokens)
         self.scored += len(events)
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
@@ -111,7 +117,7 @@ class ScorerService:
                 self.producer.poll(0.05)
 
     def is_transient(self, exc: Exception) -> bool:
-        return BehaviorStore.is_transient(exc)
+        return isinstance(exc, StaleStateError) or BehaviorStore.is_transient(exc)
 
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.

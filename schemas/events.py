@@ -20,12 +20,16 @@ CardMasked = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}\*{1,9}[0-9]{4}
 # PostgreSQL text cannot hold NUL; reject it at the boundary instead of failing a batch.
 ShortText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
 Amount = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+Score = Annotated[float, Field(allow_inf_nan=False)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: a value is accepted only in the JSON type PostgreSQL will store it as
+    # (no "4.0" for an integer, no epoch number for a time), so a message that
+    # passes validation can never fail a database batch.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -47,7 +51,7 @@ class TransactionEvent(_Event):
     zip: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,5}$")] = Field(description="Home zip.")
     lat: Latitude = Field(description="Home latitude: distance to merchant.")
     long: Longitude = Field(description="Home longitude: distance to merchant.")
-    city_pop: Annotated[int, Field(ge=0)] = Field(description="Urban/rural profile segment.")
+    city_pop: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(description="Urban/rural profile segment.")
     birth_year: Annotated[int, Field(ge=1900, le=2100)] = Field(
         description="Age band feature; the full date of birth is not needed downstream."
     )
@@ -64,9 +68,9 @@ class ScoreEvent(_Event):
     trans_num: TransNum
     card_token: CardToken
     event_time: datetime
-    iforest_score: float = Field(description="Isolation Forest anomaly score, higher = more anomalous.")
-    online_score: float = Field(description="Online river detector score, higher = more anomalous.")
-    score: float = Field(description="Ensemble score in [0, 1].")
+    iforest_score: Score = Field(description="Isolation Forest anomaly score, higher = more anomalous.")
+    online_score: Score = Field(description="Online river detector score, higher = more anomalous.")
+    score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(description="Ensemble score in [0, 1].")
     flagged: bool
     reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")] = Field(
         description="Why the event looks unusual: the features furthest from the card's norm."
@@ -84,7 +88,7 @@ class AlertEvent(_Event):
     amt: Amount
     category: ShortText
     merchant: ShortText
-    score: float
+    score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
     model_version: ShortText
 
