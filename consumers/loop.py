@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ class Service(Protocol):
         """Parse and validate one message; raise to dead-letter it."""
 
     def process(self, batch: list[Decoded]) -> None:
-        """Apply the batch to the sinks; return only once they are durable."""
+        """Apply the batch; its effects may stay in memory until ``flush``."""
+
+    def flush(self) -> None:
+        """Make every effect of the processed batches durable (a checkpoint)."""
 
     def is_transient(self, exc: Exception) -> bool:
         """Whether ``process`` failed because a dependency is down (retry) or for good."""
@@ -77,6 +81,11 @@ def install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
+class Rewind(Exception):
+    """The service's state is stale (another consumer wrote after it): start over
+    from the last committed offsets with fresh state."""
+
+
 def run(
     service: Service,
     consumer: Consumer,
@@ -86,13 +95,40 @@ def run(
     batch_size: int,
     batch_wait_s: float,
     stop: threading.Event,
+    commit_interval_s: float = 0.0,
     on_batch: Callable[[LoopStats], None] | None = None,
     on_assign: Callable[[list[TopicPartition]], None] | None = None,
 ) -> LoopStats:
-    stats = LoopStats()
+    """Consume until ``stop`` is set.
 
-    def revoked(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
-        # Every batch is committed before the next poll, so nothing is pending here.
+    ``commit_interval_s`` spaces the checkpoints: in between, a service may keep
+    its effects in memory (the scorer's card states); a checkpoint makes them
+    durable (``service.flush``), flushes the producer, then commits the offsets of
+    everything processed. 0 checkpoints after every micro-batch. A rebalance and a
+    shutdown checkpoint first, so the next owner starts where this one stopped.
+    """
+    stats = LoopStats()
+    pending: dict[tuple[str, int], int] = {}  # processed, not yet committed
+    last_checkpoint = time.monotonic()
+
+    def checkpoint() -> bool:
+        nonlocal last_checkpoint
+        if not _retry(service.flush, service, stats, stop):
+            return False
+        while producer.flush(5) > 0:
+            log.warning("waiting for the broker to acknowledge %d messages", len(producer))
+        if pending:
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in pending.items()], asynchronous=False)
+            pending.clear()
+        last_checkpoint = time.monotonic()
+        return True
+
+    def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            checkpoint()
+        except Exception as exc:  # noqa: BLE001 - the next owner redoes the uncommitted part
+            log.warning("%s: checkpoint on revocation failed (%s); the new owner replays it", service.name, exc)
+        pending.clear()
         service.on_revoke()
 
     def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -101,11 +137,10 @@ def run(
             on_assign(partitions)
 
     consumer.subscribe(service.topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+    stopped_cleanly = False
     try:
         while not stop.is_set():
             messages = consumer.consume(batch_size, timeout=batch_wait_s)
-            if not messages:
-                continue
             batch: list[Decoded] = []
             offsets: dict[tuple[str, int], int] = {}
             for message in messages:
@@ -119,33 +154,56 @@ def run(
                 except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault
                     dead_letter(producer, dlq_topic, message, exc)
                     stats.dead_lettered += 1
-            if not _process_with_retry(service, batch, stats, stop):
-                break  # stopped during an outage: uncommitted, the batch is redelivered
-            while producer.flush(5) > 0:
-                log.warning("waiting for the broker to acknowledge %d messages", len(producer))
-            if offsets:
-                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
-            stats.batches += 1
-            stats.messages += len(messages)
-            if on_batch:
-                on_batch(stats)
+            try:
+                if batch and not _retry(lambda b=batch: service.process(b), service, stats, stop):
+                    break  # stopped during an outage: uncommitted, the batch is redelivered
+                pending.update(offsets)
+                if pending and time.monotonic() - last_checkpoint >= commit_interval_s and not checkpoint():
+                    break
+            except Rewind as exc:
+                log.warning("%s: %s; replaying from the last commit", service.name, exc)
+                pending.clear()
+                service.on_revoke()
+                _rewind(consumer)
+                continue
+            if messages:
+                stats.batches += 1
+                stats.messages += len(messages)
+                if on_batch:
+                    on_batch(stats)
+        else:
+            stopped_cleanly = checkpoint()
     finally:
-        producer.flush(10)
+        if not stopped_cleanly:
+            producer.flush(10)
         consumer.close()
     return stats
 
 
-def _process_with_retry(service: Service, batch: list[Decoded], stats: LoopStats, stop: threading.Event) -> bool:
-    """Retry a batch while its sinks are unreachable, with exponential backoff.
+def _rewind(consumer: Consumer) -> None:
+    """Seek every assigned partition back to its committed offset."""
+    committed = consumer.committed(consumer.assignment(), timeout=10)
+    for tp in committed:
+        if tp.offset >= 0:
+            consumer.seek(tp)
+        else:
+            consumer.seek(TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
+
+
+def _retry(action: Callable[[], None], service: Service, stats: LoopStats, stop: threading.Event) -> bool:
+    """Run ``action`` until it succeeds, backing off while a sink is unreachable.
 
     A transient failure (database restarting, endpoint throttling) must not lose the
     batch nor skip it: the loop waits here, keeping its partitions, until it passes.
+    Returns False if asked to stop meanwhile (nothing was committed).
     """
     delay = 0.2
     while True:
         try:
-            service.process(batch)
+            action()
             return True
+        except Rewind:
+            raise
         except Exception as exc:
             if not service.is_transient(exc):
                 raise

@@ -36,6 +36,9 @@ class PersistService:
         inserted = self.sink.write(rows)
         self.rows_written += sum(inserted.values())
 
+    def flush(self) -> None:
+        return None  # every batch is committed to PostgreSQL in process()
+
     def is_transient(self, exc: Exception) -> bool:
         return isinstance(exc, PostgresSink.TRANSIENT)
 

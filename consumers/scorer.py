@@ -8,7 +8,7 @@ from collections import OrderedDict
 import orjson
 from confluent_kafka import Message, Producer
 
-from consumers.loop import Decoded
+from consumers.loop import Decoded, Rewind
 from consumers.sinks import BehaviorStore, StaleStateError
 from model.behavior import CardBehavior
 from model.ensemble import Ensemble
@@ -19,20 +19,38 @@ log = logging.getLogger(__name__)
 
 
 class BehaviorCache(OrderedDict[str, CardBehavior]):
-    """Card states of the partitions this process owns, least recently used first out."""
+    """Card states of the partitions this process owns, least recently used first out.
+
+    States changed since the last checkpoint are ``dirty`` and never evicted.
+    """
 
     def __init__(self, capacity: int):
         super().__init__()
         self.capacity = capacity
+        self.dirty: set[str] = set()
 
     def touch(self, tokens: list[str]) -> None:
         for t in tokens:
             self.move_to_end(t)
-        while len(self) > self.capacity:
-            self.popitem(last=False)
+        self.dirty.update(tokens)
+        if len(self) > self.capacity:
+            for t in [t for t in self if t not in self.dirty][: len(self) - self.capacity]:
+                del self[t]
+
+    def clear(self) -> None:
+        super().clear()
+        self.dirty.clear()
 
 
 class ScorerService:
+    """Scores every transaction against its card's behaviour.
+
+    Card states live in memory between checkpoints; ``flush`` writes the changed
+    ones to DynamoDB (one fenced write per card), after which the loop commits.
+    A crash loses only uncommitted work, which Kafka redelivers: the per-card
+    watermark makes the already-written part a no-op.
+    """
+
     name = "scorer"
 
     def __init__(
@@ -59,8 +77,6 @@ class ScorerService:
         return TransactionEvent.model_validate_json(message.value())
 
     def process(self, batch: list[Decoded]) -> None:
-        if not batch:
-            return
         events: list[TransactionEvent] = [d.event for d in batch]
         tokens = list(dict.fromkeys(e.card_token for e in events))
         missing = [t for t in tokens if t not in self.cache]
@@ -71,20 +87,10 @@ class ScorerService:
                 (d.message.partition(), d.message.offset()))
             for e, d in zip(events, batch, strict=True)
         ]  # fmt: skip
-        # Work on copies: if a sink fails, the batch is retried from the stored state.
-        working = {t: CardBehavior.from_dict(self.cache[t].to_dict()) for t in tokens if t in self.cache}
-        X = featurize(txns, working, self.model.category_medians)
+        X = featurize(txns, self.cache, self.model.category_medians)
+        self.cache.touch(tokens)
         result = self.model.score_batch(X, self.threshold)
 
-        try:
-            self.store.save_many(working)
-        except StaleStateError:
-            self.cache.clear()  # reload from DynamoDB: the retry skips what was applied
-            raise
-        self.cache.update(working)
-        self.cache.touch(tokens)
-
-        # After the state is durable: a failed write does not publish the batch twice.
         version = self.model.version
         for i, e in enumerate(events):
             flagged = bool(result.flagged[i])
@@ -108,6 +114,15 @@ class ScorerService:
                 self.alerted += 1
         self.scored += len(events)
 
+    def flush(self) -> None:
+        if not self.cache.dirty:
+            return
+        try:
+            self.store.save_many({t: self.cache[t] for t in self.cache.dirty})
+        except StaleStateError as exc:
+            raise Rewind(str(exc)) from exc
+        self.cache.dirty.clear()
+
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         while True:
             try:
@@ -117,7 +132,7 @@ class ScorerService:
                 self.producer.poll(0.05)
 
     def is_transient(self, exc: Exception) -> bool:
-        return isinstance(exc, StaleStateError) or BehaviorStore.is_transient(exc)
+        return BehaviorStore.is_transient(exc)
 
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.

@@ -15,7 +15,9 @@ JSON_DIR = Path(__file__).parent / "json"
 
 
 def json_schemas() -> dict[str, str]:
-    return {f"{name}.json": json.dumps(model.model_json_schema(), indent=2) + "\n" for name, model in EVENT_MODELS.items()}
+    return {
+        f"{name}.json": json.dumps(model.model_json_schema(), indent=2) + "\n" for name, model in EVENT_MODELS.items()
+    }
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     ready = ready_marker(settings, service.name)
     stats = run(service, clients.consumer(service.name), producer, settings.topic("txguard.dlq"),
                 batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
-                on_assign=lambda _partitions: ready.touch())  # fmt: skip
+                commit_interval_s=settings.commit_interval_s, on_assign=lambda _partitions: ready.touch())  # fmt: skip
     ready.unlink(missing_ok=True)
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
              service.name, stats.messages, stats.batches, stats.dead_lettered)  # fmt: skip
@@ -339,6 +339,69 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_to_end(consumer, topic: str):
+    """Every message of ``topic`` from the beginning, until the end of each partition."""
+    from confluent_kafka import KafkaError
+
+    consumer.subscribe([topic])
+    ended: set[int] = set()
+    idle_polls = 0
+    while True:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            idle_polls += 1
+            if idle_polls >= 10 or (consumer.assignment() and len(ended) >= len(consumer.assignment())):
+                return
+            continue
+        idle_polls = 0
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                ended.add(msg.partition())
+                if len(ended) >= len(consumer.assignment()):
+                    return
+            continue
+        yield msg
+
+
+def dlq_reason(headers: dict[str, bytes]) -> str:
+    """The kind of failure, without the per-message detail, for counting."""
+    if "error_class" in headers:
+        return f"{headers.get('source_topic', b'?').decode()}: {headers['error_class'].decode()}"
+    return "rejected row: " + headers.get("error", b"?").decode().split(" (")[0].split(";")[0]
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """Count the dead-lettered messages by reason and list the latest ones."""
+    from collections import Counter
+
+    from producer.cards import redact
+
+    settings = settings_from(args)
+    consumer = clients_for(settings).consumer(
+        f"dlq-viewer-{os.getpid()}", **{"enable.partition.eof": True, "auto.offset.reset": "earliest"}
+    )
+    counts: Counter[str] = Counter()
+    latest = []
+    try:
+        for msg in _read_to_end(consumer, settings.topic("txguard.dlq")):
+            headers = {k: v for k, v in (msg.headers() or [])}
+            counts[dlq_reason(headers)] += 1
+            where = (f"{headers['source_topic'].decode()}[{headers['source_partition'].decode()}]"
+                     f"@{headers['source_offset'].decode()}" if "source_topic" in headers
+                     else f"{headers.get('source', b'?').decode()}:{headers.get('line', b'?').decode()}")  # fmt: skip
+            latest = (latest + [(where, redact(headers.get("error", b"").decode(errors="replace")))])[-args.list :]
+    finally:
+        consumer.close()
+    print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic('txguard.dlq')}")
+    for reason, n in counts.most_common():
+        print(f"  {n:>8,}  {reason}")
+    if latest and args.list:
+        print("latest:")
+        for where, error in latest:
+            print(f"  {where}  {error[:160]}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import run_demo
 
@@ -420,6 +483,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("dlq", help="count dead-lettered messages by reason, list the latest")
+    p.add_argument("--list", type=int, default=10, help="how many of the latest to show")
+    p.set_defaults(func=cmd_dlq)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded stack, with a summary")
     p.add_argument("--data", help="CSV to use (default data/credit_card_transactions.csv if present, else generated)")

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Consumer micro-batches.
     batch_size: int = Field(default=5000, ge=1)
     batch_wait_s: float = Field(default=0.5, gt=0)
+    # Seconds between checkpoints (state to DynamoDB, producer flush, offset commit):
+    # longer amortises the per-card writes, shorter replays less after a crash.
+    commit_interval_s: float = Field(default=2.0, ge=0)
     # librdkafka's default (45 s) makes every group join slow on a local broker.
     session_timeout_ms: int = 6000
 

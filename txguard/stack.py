@@ -298,6 +298,19 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
+def stop_postgres(settings: Settings) -> None:
+    """Stop the embedded PostgreSQL, keeping its data (outage drills, maintenance)."""
+    _stop_postgres(_read_state(settings)["postgres"])
+
+
+def start_postgres(settings: Settings) -> None:
+    """Start the embedded PostgreSQL again on the port it had."""
+    state = _read_state(settings)
+    port = int(state["postgres"]["dsn"].rsplit(":", 1)[1].split("/")[0])
+    state["postgres"] = _start_postgres(settings, port)
+    _write_state(settings, state)
+
+
 def status(settings: Settings) -> dict[str, dict]:
     state = _read_state(settings)
     out = {}

@@ -60,7 +60,12 @@ class ServiceThreads:
         t = threading.Thread(
             target=run,
             args=(service, clients.consumer(service.name), producer, settings.topic("txguard.dlq")),
-            kwargs={"batch_size": settings.batch_size, "batch_wait_s": settings.batch_wait_s, "stop": stop},
+            kwargs={
+                "batch_size": settings.batch_size,
+                "batch_wait_s": settings.batch_wait_s,
+                "stop": stop,
+                "commit_interval_s": settings.commit_interval_s,
+            },
             daemon=True,
         )
         t.start()

@@ -26,8 +26,10 @@ def topics_of(settings) -> Topics:
 
 
 def read_topic(clients: Clients, topic: str) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)  # fmt: skip
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, group_id=None,
+        auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000,
+    )  # fmt: skip
     try:
         return list(consumer)
     finally:

@@ -90,9 +90,14 @@ def test_behavior_items_equal_the_input_per_card(clients, replayed, kaggle_csv):
         count, cents = expected.get(token, (0, 0))
         expected[token] = (count + 1, cents + round(float(r["amt"]) * 100))
     ddb = clients.dynamodb()
-    items = [i for page in ddb.get_paginator("scan").paginate(TableName=clients.settings.behavior_table)
-             for i in page["Items"]]  # fmt: skip
-    got = {i["card_token"]["S"]: (int(i["txn_count"]["N"]), round(float(i["amount_sum"]["N"]) * 100)) for i in items}
+
+    def items() -> list[dict]:
+        pages = ddb.get_paginator("scan").paginate(TableName=clients.settings.behavior_table)
+        return [i for page in pages for i in page["Items"]]
+
+    # The scorer writes card states at its next checkpoint (commit_interval_s).
+    wait_for(lambda: sum(int(i["txn_count"]["N"]) for i in items()) >= 600, 30, "the scorer's checkpoint")
+    got = {i["card_token"]["S"]: (int(i["txn_count"]["N"]), round(float(i["amount_sum"]["N"]) * 100)) for i in items()}
     assert got == expected
 
 
@@ -122,5 +127,5 @@ def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, ka
             dump = "\n".join(r[0] for r in cur.fetchall()).encode()
             assert not set(PAN_RUN.findall(dump)) & pans
     conn.close()
-    items = clients.dynamodb().scan(TableName=settings.behavior_table)["Items"]
-    assert not set(PAN_RUN.findall(json.dumps(items).encode())) & pans
+    dump = json.dumps(clients.dynamodb().scan(TableName=settings.behavior_table)["Items"])
+    assert not set(PAN_RUN.findall(dump.encode())) & pans
