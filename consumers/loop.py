@@ -155,8 +155,16 @@ def run(
                     dead_letter(producer, dlq_topic, message, exc)
                     stats.dead_lettered += 1
             try:
-                if batch and not _retry(lambda b=batch: service.process(b), service, stats, stop):
-                    break  # stopped during an outage: uncommitted, the batch is redelivered
+                try:
+                    if batch and not _retry(lambda b=batch: service.process(b), service, stats, stop):
+                        break  # stopped during an outage: uncommitted, the batch is redelivered
+                except Rewind:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a valid message the sink still refuses
+                    log.error("%s: batch failed (%s: %s); isolating the message that breaks it",
+                              service.name, type(exc).__name__, str(exc).splitlines()[0][:200])  # fmt: skip
+                    if not _process_one_by_one(service, batch, producer, dlq_topic, stats, stop):
+                        break
                 pending.update(offsets)
                 if pending and time.monotonic() - last_checkpoint >= commit_interval_s and not checkpoint():
                     break
@@ -178,6 +186,25 @@ def run(
             producer.flush(10)
         consumer.close()
     return stats
+
+
+def _process_one_by_one(service: Service, batch: list[Decoded], producer: Producer, dlq_topic: str,
+                        stats: LoopStats, stop: threading.Event) -> bool:  # fmt: skip
+    """Process each message alone; one the sink refuses for good goes to the DLQ.
+
+    A poison message must not stop its partition. Messages already applied before
+    the failure are no-ops the second time (idempotent sinks, watermarks).
+    """
+    for d in batch:
+        try:
+            if not _retry(lambda one=d: service.process([one]), service, stats, stop):
+                return False
+        except Rewind:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            dead_letter(producer, dlq_topic, d.message, exc)
+            stats.dead_lettered += 1
+    return True
 
 
 def _rewind(consumer: Consumer) -> None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
 
+import joblib
 import orjson
 from confluent_kafka import Message, Producer
 
@@ -64,6 +69,8 @@ class ScorerService:
         *,
         threshold: float | None = None,
         cache_capacity: int = 200_000,
+        online_checkpoint: Path | None = None,
+        online_checkpoint_every_s: float = 30.0,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -72,6 +79,33 @@ class ScorerService:
         self.cache = BehaviorCache(cache_capacity)
         self.scored = 0
         self.alerted = 0
+        self.online_checkpoint = online_checkpoint
+        self.online_checkpoint_every_s = online_checkpoint_every_s
+        self._online_saved_at = time.monotonic()
+        self._restore_online()
+
+    def _restore_online(self) -> None:
+        """Continue the online detector from its last checkpoint, if it belongs to this model."""
+        path = self.online_checkpoint
+        if path is None or not path.exists():
+            return
+        saved = joblib.load(path)
+        if saved.get("model_version") == self.model.version:
+            self.model.online = saved["online"]
+            log.info("online detector restored from %s (saved %s)", path, saved.get("saved_at"))
+        else:
+            log.info("online checkpoint %s is for model %s, not %s: starting from training state",
+                     path, saved.get("model_version"), self.model.version)  # fmt: skip
+
+    def save_online(self) -> None:
+        """Atomically write the online detector (learned state drifts with the stream)."""
+        if self.online_checkpoint is None:
+            return
+        tmp = self.online_checkpoint.with_suffix(".tmp")
+        joblib.dump({"model_version": self.model.version, "online": self.model.online,
+                     "saved_at": datetime.now(UTC).isoformat()}, tmp)  # fmt: skip
+        os.replace(tmp, self.online_checkpoint)
+        self._online_saved_at = time.monotonic()
 
     def decode(self, message: Message) -> TransactionEvent:
         return TransactionEvent.model_validate_json(message.value())
@@ -122,6 +156,8 @@ class ScorerService:
         except StaleStateError as exc:
             raise Rewind(str(exc)) from exc
         self.cache.dirty.clear()
+        if time.monotonic() - self._online_saved_at >= self.online_checkpoint_every_s:
+            self.save_online()
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         while True:

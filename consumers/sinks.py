@@ -117,6 +117,11 @@ def _n(value: float | int) -> dict:
     return {"N": str(value)}
 
 
+def _dollars(amount: float) -> dict:
+    """An amount as DynamoDB stores it exactly: whole cents (it refuses numbers below 1e-130)."""
+    return {"N": str(Decimal(round(amount * 100)) / 100)}
+
+
 def behavior_item(card_token: str, state: CardBehavior, version: int | None = None) -> dict:
     """The DynamoDB item of one card: readable aggregates plus the exact state.
 
@@ -131,8 +136,8 @@ def behavior_item(card_token: str, state: CardBehavior, version: int | None = No
         "amount_sum": {"N": str(Decimal(state.sum_cents) / 100)},
         "amount_mean": _n(round(state.mean, 6)),
         "amount_std": _n(round(state.std, 6)),
-        "amount_min": _n(state.min_amt if state.count else 0),
-        "amount_max": _n(state.max_amt),
+        "amount_min": _dollars(state.min_amt if state.count else 0),
+        "amount_max": _dollars(state.max_amt),
         "category_counts": {"M": {k: _n(v) for k, v in state.category_counts.items()}},
         "state": {"S": json.dumps(stored, separators=(",", ":"))},
         "version": _n(version),

@@ -84,7 +84,7 @@ class Ensemble:
             text = _describe(name, x, amt, category)
             if text and text not in said:
                 said.append(text)
-        return "; ".join(said) or "unusual combination of amount, time and recent activity"
+        return "; ".join(said)[:500] or "unusual combination of amount, time and recent activity"
 
 
 def _describe(name: str, x: np.ndarray, amt: float, category: str) -> str | None:

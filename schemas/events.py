@@ -7,11 +7,12 @@ producer; the card number leaves only as a keyed token and a masked form.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, StringConstraints
+
+from schemas.source import CATEGORIES
 
 TransNum = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 CardToken = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -21,6 +22,9 @@ CardMasked = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}\*{1,9}[0-9]{4}
 ShortText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
 Amount = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 Score = Annotated[float, Field(allow_inf_nan=False)]
+# The dataset's clock is local time without an offset; an offset would be dropped silently.
+EventTime = NaiveDatetime
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
@@ -39,11 +43,11 @@ class TransactionEvent(_Event):
     """One card transaction, as published to the ``transactions`` topic."""
 
     trans_num: TransNum = Field(description="Unique transaction id; the idempotency key of every sink.")
-    event_time: datetime = Field(description="When the transaction happened (the event clock).")
+    event_time: EventTime = Field(description="When the transaction happened (the event clock).")
     card_token: CardToken = Field(description="Keyed HMAC of the card number: Kafka key, per-card state key.")
     card_masked: CardMasked = Field(description="First 6 and last 4 digits, for alert triage.")
     merchant: ShortText = Field(description="Merchant name, for triage and analytics.")
-    category: ShortText = Field(description="Merchant category: per-category behaviour features.")
+    category: Category = Field(description="Merchant category: per-category behaviour features.")
     amt: Amount = Field(description="Amount in USD: the strongest signal.")
     gender: Annotated[str, StringConstraints(pattern=r"^[FM]$")] = Field(description="Profile segment.")
     city: ShortText = Field(description="Cardholder home city, for analytics.")
@@ -67,7 +71,7 @@ class ScoreEvent(_Event):
 
     trans_num: TransNum
     card_token: CardToken
-    event_time: datetime
+    event_time: EventTime
     iforest_score: Score = Field(description="Isolation Forest anomaly score, higher = more anomalous.")
     online_score: Score = Field(description="Online river detector score, higher = more anomalous.")
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(description="Ensemble score in [0, 1].")
@@ -84,9 +88,9 @@ class AlertEvent(_Event):
     trans_num: TransNum
     card_token: CardToken
     card_masked: CardMasked
-    event_time: datetime
+    event_time: EventTime
     amt: Amount
-    category: ShortText
+    category: Category
     merchant: ShortText
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
@@ -98,7 +102,7 @@ class LabelEvent(_Event):
 
     trans_num: TransNum
     card_token: CardToken
-    event_time: datetime
+    event_time: EventTime
     is_fraud: bool
 
 

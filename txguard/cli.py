@@ -234,6 +234,7 @@ def build_service(settings: Settings, which: str):
         settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
         BehaviorStore(clients.dynamodb(), settings.behavior_table), load(settings.model_dir), producer,
         threshold=settings.alert_threshold,
+        online_checkpoint=settings.model_dir / f"online.{settings.namespace or 'default'}.joblib",
     )  # fmt: skip
     return service, clients, producer
 
@@ -251,6 +252,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
                 batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
                 commit_interval_s=settings.commit_interval_s, on_assign=lambda _partitions: ready.touch())  # fmt: skip
     ready.unlink(missing_ok=True)
+    if hasattr(service, "save_online"):
+        service.save_online()
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
              service.name, stats.messages, stats.batches, stats.dead_lettered)  # fmt: skip
     return 0

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     batch_wait_s: float = Field(default=0.5, gt=0)
     # Seconds between checkpoints (state to DynamoDB, producer flush, offset commit):
     # longer amortises the per-card writes, shorter replays less after a crash.
-    commit_interval_s: float = Field(default=2.0, ge=0)
+    commit_interval_s: float = Field(default=10.0, ge=0)
     # librdkafka's default (45 s) makes every group join slow on a local broker.
     session_timeout_ms: int = 6000
 

@@ -36,7 +36,7 @@ def stack_home(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def settings(stack_home: Path) -> Settings:
     return Settings(home=stack_home, namespace=f"t{uuid.uuid4().hex[:10]}", partitions=3,
-                    batch_size=500, batch_wait_s=0.2, session_timeout_ms=6000)  # fmt: skip
+                    batch_size=500, batch_wait_s=0.2, session_timeout_ms=6000, commit_interval_s=1.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ class ServiceProcess:
     def __init__(self, name: str, settings, model_dir: Path, log_dir: Path):
         self.name, self.settings = name, settings
         self.env = {**os.environ, "TXGUARD_MODEL_PATH": str(model_dir), "TXGUARD_BATCH_SIZE": "2000",
-                    "TXGUARD_BATCH_WAIT_S": "0.2"}  # fmt: skip
+                    "TXGUARD_BATCH_WAIT_S": "0.2", "TXGUARD_COMMIT_INTERVAL_S": "1"}  # fmt: skip
         self.log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc: subprocess.Popen | None = None
         self.kills = 0

@@ -42,7 +42,7 @@ def test_every_event_validates_and_carries_the_csv_values(kaggle_csv):
 def test_quotes_backslashes_and_unicode_survive_encoding(kaggle_csv):
     (block,) = encode_file(kaggle_csv)
     batch = next(CsvSource(str(kaggle_csv)).chunks()).batch.slice(0, 1)
-    tricky = 'fraud_O"Brien \\ Söhne 🚀 \'; DROP TABLE transactions; --'
+    tricky = "fraud_O\"Brien \\ Söhne 🚀 '; DROP TABLE transactions; --"
     batch = batch.set_column(batch.schema.get_field_index("merchant"), "merchant", pa.array([tricky]))
     encoded = encode_events(batch, [2], PROTECTOR)
     assert orjson.loads(encoded.events[0])["merchant"] == tricky
