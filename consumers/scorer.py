@@ -118,7 +118,7 @@ class ScorerService:
             self.cache.update(self.store.load_many(missing))
         txns = [
             Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
-                (d.message.partition(), d.message.offset()))
+                (d.message.partition(), d.message.offset()), e.trans_num)
             for e, d in zip(events, batch, strict=True)
         ]  # fmt: skip
         X = featurize(txns, self.cache, self.model.category_medians)

@@ -22,7 +22,9 @@ class CardBehavior:
     mean and variance use Welford's update. ``recent`` holds the (time, cents) of the
     last 7 days in event time, enough for exact 1 h / 24 h / 7 d windows.
     ``watermark`` is the (partition, offset) of the last applied Kafka message: a
-    redelivered message at or below it is not applied twice.
+    redelivered message at or below it is not applied twice. ``recent_ids`` catches
+    the other kind of repeat: the same transaction published again (a producer
+    resending after a crash) at a new offset.
     """
 
     count: int = 0
@@ -37,6 +39,7 @@ class CardBehavior:
     category_counts: dict[str, int] = field(default_factory=dict)
     category_means: dict[str, float] = field(default_factory=dict)
     recent: deque[tuple[int, int]] = field(default_factory=deque)
+    recent_ids: dict[str, int] = field(default_factory=dict)  # trans_num prefix -> time, same 7 days
     watermark: tuple[int, int] | None = None
     version: int = 0  # bumped on every persisted write; fences a stale writer
 
@@ -80,8 +83,20 @@ class CardBehavior:
             n7 -= 1
         return n1, c1, n24, c24, n7
 
-    def apply(self, t: int, amt: float, category: str, position: tuple[int, int] | None = None) -> None:
-        """Add one transaction at epoch second ``t``."""
+    def apply(
+        self,
+        t: int,
+        amt: float,
+        category: str,
+        position: tuple[int, int] | None = None,
+        trans_num: str | None = None,
+    ) -> bool:
+        """Add one transaction at epoch second ``t``; False if it was already counted."""
+        if position is not None:
+            self.watermark = position
+        trans_id = None if trans_num is None else trans_num[:16]
+        if trans_id is not None and trans_id in self.recent_ids:
+            return False
         cents = round(amt * 100)
         self.count += 1
         self.sum_cents += cents
@@ -99,11 +114,14 @@ class CardBehavior:
         old = self.category_means.get(category, 0.0)
         self.category_means[category] = old + (amt - old) / n
         self.recent.append((t, cents))
+        if trans_id is not None:
+            self.recent_ids[trans_id] = t
         horizon = self.last_seen - _LONGEST_WINDOW_S
         while self.recent and self.recent[0][0] <= horizon:
             self.recent.popleft()
-        if position is not None:
-            self.watermark = position
+        while self.recent_ids and (oldest := next(iter(self.recent_ids))) and self.recent_ids[oldest] <= horizon:
+            del self.recent_ids[oldest]
+        return True
 
     # Plain-data form, for storage. Kept here so every store shares one shape.
     def to_dict(self) -> dict:
@@ -120,6 +138,7 @@ class CardBehavior:
             "category_counts": dict(self.category_counts),
             "category_means": dict(self.category_means),
             "recent": [list(x) for x in self.recent],
+            "recent_ids": dict(self.recent_ids),
             "watermark": None if self.watermark is None else list(self.watermark),
             "version": self.version,
         }
@@ -139,6 +158,7 @@ class CardBehavior:
             category_counts={k: int(v) for k, v in d["category_counts"].items()},
             category_means={k: float(v) for k, v in d["category_means"].items()},
             recent=deque((int(t), int(c)) for t, c in d["recent"]),
+            recent_ids={k: int(v) for k, v in d.get("recent_ids", {}).items()},
             watermark=None if d.get("watermark") is None else (int(d["watermark"][0]), int(d["watermark"][1])),
             version=int(d.get("version", 0)),
         )

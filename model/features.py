@@ -52,6 +52,7 @@ class Txn:
     category: str
     birth_year: int
     position: tuple[int, int] | None = None  # (partition, offset)
+    trans_num: str | None = None  # recognises the same transaction published twice
 
     @property
     def hour(self) -> int:
@@ -103,7 +104,8 @@ def featurize(
 
     ``states`` is updated in place (missing cards start empty). A transaction whose
     Kafka position is at or below its card's watermark was applied before a
-    restart: it still gets a feature row, but is not applied again.
+    restart, and one whose trans_num the card saw in the last 7 days was published
+    twice: either still gets a feature row, but is not applied again.
     """
     rows = []
     for txn in txns:
@@ -112,5 +114,5 @@ def featurize(
             state = states[txn.card_token] = CardBehavior()
         rows.append(feature_row(state, txn, category_medians))
         if txn.position is None or not state.already_applied(*txn.position):
-            state.apply(txn.t, txn.amt, txn.category, txn.position)
+            state.apply(txn.t, txn.amt, txn.category, txn.position, txn.trans_num)
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))

@@ -129,3 +129,39 @@ def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, ka
     conn.close()
     dump = json.dumps(clients.dynamodb().scan(TableName=settings.behavior_table)["Items"])
     assert not set(PAN_RUN.findall(dump.encode())) & pans
+
+
+def test_a_producer_resending_everything_changes_nothing(clients, replayed, kaggle_csv, tmp_path):
+    """A producer that crashed before its checkpoint sends rows again, at new offsets."""
+    settings = clients.settings
+    ddb = clients.dynamodb()
+
+    def card_totals() -> dict:
+        pages = ddb.get_paginator("scan").paginate(TableName=settings.behavior_table)
+        return {i["card_token"]["S"]: (i["txn_count"]["N"], i["amount_sum"]["N"]) for p in pages for i in p["Items"]}
+
+    before = card_totals()
+    dead_before = len(topic_messages(clients, settings.topic("txguard.dlq")))
+    again = replay(CsvSource(str(kaggle_csv)), clients.producer(),
+                   Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
+                   replayed, ReplayOptions(labels=False), stop=threading.Event())  # fmt: skip
+    assert again.accepted == 600
+    # One fresh event per partition, after the repeats: once the scorer has checkpointed
+    # them, it has consumed everything before them.
+    template = json.loads(topic_messages(clients, settings.topic("transactions"))[0].value)
+    producer = clients.producer()
+    sentinels = {}
+    for partition in range(settings.partitions):
+        token = f"{partition:032x}"
+        sentinels[token] = {**template, "trans_num": f"{partition + 1:032x}", "card_token": token}
+        producer.produce(settings.topic("transactions"), json.dumps(sentinels[token]).encode(), token.encode(),
+                         partition=partition)  # fmt: skip
+    producer.flush()
+    wait_for(lambda: set(sentinels) <= set(card_totals()), 60, "the scorer to pass the repeats")
+    after = card_totals()
+    for token in sentinels:
+        del after[token]
+    assert after == before
+    wait_for(lambda: pg_count(clients, "scores") == 600 + len(sentinels), 60, "the sentinels' scores")
+    assert pg_count(clients, "transactions") == 600 + len(sentinels)
+    assert len(topic_messages(clients, settings.topic("txguard.dlq"))) == dead_before

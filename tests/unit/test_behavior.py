@@ -72,3 +72,15 @@ def test_one_pass_windows_agree_with_each_window():
             n24, c24 = s.window(now, 86_400)
             n7, _ = s.window(now, 7 * 86_400)
             assert s.windows(now) == (n1, c1, n24, c24, n7)
+
+
+def test_the_same_transaction_published_twice_counts_once():
+    s = CardBehavior()
+    assert s.apply(100, 10.0, "travel", (0, 1), "a" * 32)
+    assert not s.apply(100, 10.0, "travel", (0, 7), "a" * 32)  # resent by a restarted producer
+    assert s.count == 1 and s.watermark == (0, 7)
+    assert s.apply(200, 10.0, "travel", (0, 8), "b" * 32)
+    later = 200 + 8 * 86_400
+    s.apply(later, 1.0, "travel", (0, 9), "c" * 32)
+    assert list(s.recent_ids) == ["c" * 16]  # ids leave with the 7-day window
+    assert CardBehavior.from_dict(s.to_dict()) == s
