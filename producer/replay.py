@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -36,6 +37,7 @@ class ReplayOptions:
     labels: bool = True
     label_delay: timedelta = timedelta(days=7)
     resume_after_line: int = 0
+    resume_labels: list = field(default_factory=list)  # labels still pending at the checkpoint
     quarantine: Path | None = None
     checkpoint: Path | None = None
 
@@ -270,7 +272,9 @@ def replay(
     stop = stop or threading.Event()
     stats = ReplayStats()
     pacer = _Pacer(options.speed, options.rate)
-    pending_labels: deque[tuple[float, bytes, bytes]] = deque()
+    pending_labels: deque[tuple[float, bytes, bytes]] = deque(
+        (due, key.encode(), value.encode()) for due, key, value in options.resume_labels
+    )
     delay_ms = options.label_delay.total_seconds() * 1000
     last_progress = last_checkpoint = time.monotonic()
     quarantine = open(options.quarantine, "a", encoding="utf-8") if options.quarantine else None
@@ -297,6 +301,7 @@ def replay(
         produce(topics.dlq, None, orjson.dumps(record), headers=headers)
         log.warning("rejected %s line %s: %s", source.location, line, reason)
 
+    limit_reached = False
     try:
         for prepared in _prefetch(_prepare_blocks(source, options, protector)):
             stats.bytes_read, stats.total_bytes = prepared.bytes_read, prepared.total_bytes
@@ -337,12 +342,13 @@ def replay(
                 stats.first_event = stats.first_event or block.first_event
                 stats.last_event = block.last_event
             if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_S:
-                _checkpoint(producer, stats, options, source, errors_before)
+                _checkpoint(producer, stats, options, source, errors_before, pending_labels)
                 last_checkpoint = time.monotonic()
             if stop.is_set() or limit_reached:
                 break
-        if not stop.is_set():
+        if not stop.is_set() and not limit_reached:
             # End of the file: the history is complete, every outstanding label is known.
+            # (Stopped or limited, they stay pending in the checkpoint for --resume.)
             while pending_labels:
                 due, key, value = pending_labels.popleft()
                 produce(topics.labels, key, value, int(due))
@@ -350,7 +356,7 @@ def replay(
     finally:
         producer.flush()
         stats.delivery_errors = _delivery_errors(producer) - errors_before
-        _checkpoint(producer, stats, options, source, errors_before)
+        _checkpoint(producer, stats, options, source, errors_before, pending_labels)
         if quarantine:
             quarantine.close()
         if on_progress:
@@ -362,14 +368,19 @@ def _delivery_errors(producer) -> int:
     return getattr(producer, "delivery_errors", lambda: 0)()
 
 
-def _checkpoint(producer, stats: ReplayStats, options: ReplayOptions, source: CsvSource, errors_before: int) -> None:
-    """Record the last line whose event the broker acknowledged (after a flush)."""
+def _checkpoint(producer, stats: ReplayStats, options: ReplayOptions, source: CsvSource, errors_before: int,
+                pending_labels: deque) -> None:  # fmt: skip
+    """Record the last line whose event the broker acknowledged (after a flush), and the
+    labels not yet due: a resumed replay releases them on time instead of losing them."""
     if options.checkpoint is None or stats.last_line == 0:
         return
     if producer.flush(30) != 0 or _delivery_errors(producer) > errors_before:
         log.error("not checkpointing: deliveries failed or are still pending")
         return
-    options.checkpoint.write_text(json.dumps({"source": source.location, "line": stats.last_line}))
+    labels = [[due, key.decode(), value.decode()] for due, key, value in pending_labels]
+    tmp = options.checkpoint.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"source": source.location, "line": stats.last_line, "pending_labels": labels}))
+    os.replace(tmp, options.checkpoint)
 
 
 def load_history(source: CsvSource, protector: CardProtector, until: datetime | None = None):

@@ -179,18 +179,19 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
         open_source(location).check_header()
     clients = clients_for(settings)
     checkpoint = settings.home / "replay.checkpoint.json"
-    resume_after = 0
+    resume_after, resume_labels = 0, []
     if getattr(args, "resume", False) and checkpoint.exists():
         import json
 
         saved = json.loads(checkpoint.read_text())
         if saved.get("source") == location:
-            resume_after = int(saved["line"])
-            print(f"resuming {location} after line {resume_after:,}", file=sys.stderr)
+            resume_after, resume_labels = int(saved["line"]), saved.get("pending_labels", [])
+            print(f"resuming {location} after line {resume_after:,} ({len(resume_labels):,} labels pending)",
+                  file=sys.stderr)  # fmt: skip
     options = ReplayOptions(
         speed=args.speed, rate=args.rate, start=args.start, end=args.end, limit=args.limit,
         labels=args.labels == "on", label_delay=timedelta(days=args.label_delay_days),
-        resume_after_line=resume_after,
+        resume_after_line=resume_after, resume_labels=resume_labels,
         quarantine=Path(args.quarantine) if args.quarantine else settings.home / "quarantine.jsonl",
         checkpoint=checkpoint,
     )  # fmt: skip

@@ -6,6 +6,7 @@ import csv
 import json
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from kafka import KafkaConsumer
@@ -92,16 +93,21 @@ def test_rejected_rows_go_to_quarantine_and_dlq_with_line_and_reason(other_names
 def test_resume_continues_after_the_last_acknowledged_row(other_namespace, tmp_path):
     settings = other_namespace.settings
     checkpoint = tmp_path / "checkpoint.json"
+    delay = timedelta(hours=6)  # some labels are due inside the slice, some after it
     first = replay(CsvSource(str(KAGGLE)), other_namespace.producer(), topics_of(settings), PROTECTOR,
-                   ReplayOptions(limit=250, labels=False, checkpoint=checkpoint))  # fmt: skip
+                   ReplayOptions(limit=250, label_delay=delay, checkpoint=checkpoint))  # fmt: skip
     assert first.accepted == 250
     saved = json.loads(checkpoint.read_text())
-    assert saved == {"source": str(KAGGLE), "line": 251}
+    assert (saved["source"], saved["line"]) == (str(KAGGLE), 251)
+    assert 0 < len(saved["pending_labels"]) == 250 - first.labels
     rest = replay(CsvSource(str(KAGGLE)), other_namespace.producer(), topics_of(settings), PROTECTOR,
-                  ReplayOptions(labels=False, checkpoint=checkpoint, resume_after_line=saved["line"]))  # fmt: skip
+                  ReplayOptions(label_delay=delay, checkpoint=checkpoint, resume_after_line=saved["line"],
+                                resume_labels=saved["pending_labels"]))  # fmt: skip
     assert rest.accepted == 350
-    sent = [json.loads(m.value)["trans_num"] for m in read_topic(other_namespace, settings.topic("transactions"))]
-    assert sorted(sent) == sorted(r["trans_num"] for r in csv.DictReader(KAGGLE.open()))
+    every_row = sorted(r["trans_num"] for r in csv.DictReader(KAGGLE.open()))
+    for topic in ("transactions", "labels"):
+        sent = [json.loads(m.value)["trans_num"] for m in read_topic(other_namespace, settings.topic(topic))]
+        assert sorted(sent) == every_row, topic
 
 
 def test_stop_flushes_and_checkpoints_what_was_sent(other_namespace, tmp_path):
