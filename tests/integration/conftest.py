@@ -7,6 +7,7 @@ Every test module gets a fresh namespace: its own topics, PostgreSQL schema and 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ def stack_home(tmp_path_factory) -> Iterator[Path]:
     ports = {"kafka": stack.free_port(), "postgres": stack.free_port(), "moto": stack.free_port()}
     stack.up(base, ports)
     yield home
+    gc.collect()  # let the tests' Kafka clients go before their broker does
     stack.down(base)
 
 
