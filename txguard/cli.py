@@ -406,6 +406,19 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from txguard.report import render
+
+    settings = settings_from(args)
+    out = Path(args.out) if args.out else settings.home / f"report.{settings.namespace or 'default'}.png"
+    conn = clients_for(settings).pg()
+    try:
+        print(f"chart: {render(conn, out, title=f'txguard ({settings.pg_schema})')}")
+    finally:
+        conn.close()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import run_demo
 
@@ -491,6 +504,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dlq", help="count dead-lettered messages by reason, list the latest")
     p.add_argument("--list", type=int, default=10, help="how many of the latest to show")
     p.set_defaults(func=cmd_dlq)
+
+    p = sub.add_parser("report", help="chart the scored history (PNG)")
+    p.add_argument("--out", help="PNG path (default <home>/report.<namespace>.png)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded stack, with a summary")
     p.add_argument("--data", help="CSV to use (default data/credit_card_transactions.csv if present, else generated)")

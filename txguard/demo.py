@@ -166,6 +166,14 @@ def _summary(clients, settings: Settings, sent: int, elapsed: float) -> None:
     dsn = clients.endpoints.postgres_dsn
     if settings.pg_schema != "public":
         dsn += f"?options=-csearch_path%3D{settings.pg_schema}"
+    from txguard.report import render
+
+    conn = clients.pg()
+    try:
+        chart = render(conn, settings.home / "demo_report.png", title="txguard demo")
+    finally:
+        conn.close()
+    print(f"  chart:               {chart}")
     print("\nQuery the results:")
     print(f"  psql '{dsn}'")
     print(EXAMPLE_QUERIES.format(namespace=settings.namespace))
