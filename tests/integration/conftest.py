@@ -48,6 +48,14 @@ def clients(settings: Settings) -> Clients:
     return c
 
 
+@pytest.fixture
+def fresh_clients(settings: Settings) -> Clients:
+    """A namespace of its own for one test (module fixtures share theirs)."""
+    c = Clients(settings.model_copy(update={"namespace": f"t{uuid.uuid4().hex[:10]}"}))
+    setup(c)
+    return c
+
+
 class ServiceThreads:
     """Consumer services on the real loop, each in a thread, stopped at teardown."""
 

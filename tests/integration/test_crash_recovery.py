@@ -163,15 +163,17 @@ def assert_aggregates_equal_recomputation(clients) -> None:
         assert {k: int(v["N"]) for k, v in item["category_counts"]["M"].items()} == categories[item["card_token"]["S"]]
 
 
-def test_kill_9_during_replay_loses_and_doubles_nothing(clients, tmp_path):
+def test_kill_9_during_replay_loses_and_doubles_nothing(fresh_clients, tmp_path):
+    clients = fresh_clients
     sent = run_crash_scenario(clients, tmp_path, customers=150, end=date(2019, 10, 31), kills=3, seed=1)
     assert_exactly_once(clients, tmp_path / "transactions.csv", sent)
     assert_aggregates_equal_recomputation(clients)
 
 
 @pytest.mark.slow
-def test_kill_9_many_times_during_a_long_replay(clients, tmp_path):
+def test_kill_9_many_times_during_a_long_replay(fresh_clients, tmp_path):
     """The long variant (`make test-slow`): ~330k events, ten kills of each service."""
+    clients = fresh_clients
     sent = run_crash_scenario(clients, tmp_path, customers=400, end=date(2019, 12, 31), kills=10, seed=2)
     assert_exactly_once(clients, tmp_path / "transactions.csv", sent)
     assert_aggregates_equal_recomputation(clients)
