@@ -125,20 +125,26 @@ class CsvSource:
             ),
         )
         next_line = 2  # line 1 is the header
-        skipped = 0
-        for batch in reader:
-            bad_lines = {m.line for m in self.malformed[skipped:]}
-            skipped = len(self.malformed)
-            if bad_lines:
-                lines = []
-                while len(lines) < batch.num_rows:
-                    if next_line not in bad_lines:
-                        lines.append(next_line)
-                    next_line += 1
-            else:
-                lines = list(range(next_line, next_line + batch.num_rows))
-                next_line += batch.num_rows
-            yield Chunk(batch, lines)
+        seen_malformed = 0
+        bad_lines: set[int] = set()  # malformed lines not yet passed
+        try:
+            for batch in reader:
+                bad_lines.update(m.line for m in self.malformed[seen_malformed:] if m.line is not None)
+                seen_malformed = len(self.malformed)
+                if bad_lines:
+                    lines = []
+                    while len(lines) < batch.num_rows:
+                        if next_line in bad_lines:
+                            bad_lines.discard(next_line)
+                        else:
+                            lines.append(next_line)
+                        next_line += 1
+                else:
+                    lines = list(range(next_line, next_line + batch.num_rows))
+                    next_line += batch.num_rows
+                yield Chunk(batch, lines)
+        finally:
+            stream.close()
 
 
 def _read_header(stream: BinaryIO) -> list[str]:

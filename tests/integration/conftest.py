@@ -95,6 +95,34 @@ def services() -> Iterator[ServiceThreads]:
     s.stop()
 
 
+def read_topic(clients: Clients, topic: str) -> list:
+    """Every record of a topic, read with kafka-python: a second, independent client."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
+    )  # fmt: skip
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def pg_query(clients: Clients, text: str) -> list[tuple]:
+    conn = clients.pg()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(text)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def pg_count(clients: Clients, table: str) -> int:
+    return pg_query(clients, f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 - fixed table names
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

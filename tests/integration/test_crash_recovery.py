@@ -26,7 +26,7 @@ from producer.cards import CardProtector
 from producer.generator import generate
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import pg_count, pg_query, wait_for
 from txguard.cli import card_key, ready_marker
 
 pytestmark = pytest.mark.integration
@@ -106,20 +106,6 @@ def run_crash_scenario(clients, tmp: Path, *, customers: int, end: date, kills: 
     return sent
 
 
-def pg_count(clients, table: str) -> int:
-    return query(clients, f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
-
-
-def query(clients, text: str) -> list[tuple]:
-    conn = clients.pg()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(text)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def assert_exactly_once(clients, data: Path, sent: int) -> None:
     import pyarrow.csv as pacsv
 
@@ -129,7 +115,7 @@ def assert_exactly_once(clients, data: Path, sent: int) -> None:
                                    strict=True) if ts >= "2019-02-01"}  # fmt: skip
     assert len(expected) == sent >= 100_000
     for name in ("transactions", "scores"):
-        rows = query(clients, f"SELECT trans_num FROM {name}")  # noqa: S608 - fixed names
+        rows = pg_query(clients, f"SELECT trans_num FROM {name}")  # noqa: S608 - fixed names
         assert len(rows) == sent, f"{name}: {len(rows)} rows for {sent} events"
         assert {r[0] for r in rows} == expected
 
@@ -137,7 +123,7 @@ def assert_exactly_once(clients, data: Path, sent: int) -> None:
 def assert_aggregates_equal_recomputation(clients) -> None:
     truth = {
         card: (n, total, lo, hi, mean, std, first, last)
-        for card, n, total, lo, hi, mean, std, first, last in query(
+        for card, n, total, lo, hi, mean, std, first, last in pg_query(
             clients,
             "SELECT card_token, count(*), sum(amt), min(amt), max(amt), avg(amt), coalesce(stddev_samp(amt), 0),"
             " extract(epoch FROM min(event_time))::bigint, extract(epoch FROM max(event_time))::bigint"
@@ -145,7 +131,7 @@ def assert_aggregates_equal_recomputation(clients) -> None:
         )
     }
     categories: dict[str, dict[str, int]] = {}
-    for card, category, n in query(clients, "SELECT card_token, category, count(*) FROM transactions GROUP BY 1, 2"):
+    for card, category, n in pg_query(clients, "SELECT card_token, category, count(*) FROM transactions GROUP BY 1, 2"):
         categories.setdefault(card, {})[category] = n
 
     ddb = clients.dynamodb()

@@ -9,12 +9,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from kafka import KafkaConsumer
 
 from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
 from tests.conftest import FIXTURES
+from tests.integration.conftest import read_topic
 from txguard.clients import Clients, setup
 
 pytestmark = pytest.mark.integration
@@ -24,17 +24,6 @@ PROTECTOR = CardProtector(b"integration-test-key-0123456789")
 
 def topics_of(settings) -> Topics:
     return Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
-
-
-def read_topic(clients: Clients, topic: str) -> list:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, group_id=None,
-        auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000,
-    )  # fmt: skip
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from producer.cards import CardProtector
 from producer.generator import generate
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
-from tests.integration.conftest import ServiceThreads, wait_for
+from tests.integration.conftest import ServiceThreads, pg_count, wait_for
 from tests.integration.tcp_proxy import TcpProxy
-from tests.integration.test_crash_recovery import assert_aggregates_equal_recomputation, pg_count
+from tests.integration.test_crash_recovery import assert_aggregates_equal_recomputation
 from txguard import stack
 from txguard.clients import Clients, setup
 from txguard.settings import Settings

@@ -8,7 +8,6 @@ import re
 import threading
 
 import pytest
-from kafka import KafkaConsumer  # a second, independent client reads what is on the wire
 
 from consumers.persist import PersistService
 from consumers.scorer import ScorerService
@@ -18,32 +17,11 @@ from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
 from tests.conftest import FIXTURES
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import pg_count, read_topic, wait_for
 from txguard.cli import card_key
 
 pytestmark = pytest.mark.integration
 PAN_RUN = re.compile(rb"(?<![0-9])[0-9]{11,19}(?![0-9])")
-
-
-def topic_messages(clients, topic: str) -> list:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
-    )  # fmt: skip
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
-
-
-def pg_count(clients, table: str) -> int:
-    conn = clients.pg()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed table names
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +85,7 @@ def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
         cur.execute("SELECT trans_num FROM scores WHERE flagged")
         flagged = {r[0] for r in cur.fetchall()}
     conn.close()
-    alerts = [json.loads(m.value) for m in topic_messages(clients, clients.settings.topic("alerts"))]
+    alerts = [json.loads(m.value) for m in read_topic(clients, clients.settings.topic("alerts"))]
     assert alerts, "the model flagged nothing"
     assert {a["trans_num"] for a in alerts} == flagged
     assert all(a["reason"] and re.fullmatch(r"[0-9]{6}\*+[0-9]{4}", a["card_masked"]) for a in alerts)
@@ -117,7 +95,7 @@ def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, ka
     pans = {r["cc_num"].encode() for r in csv.DictReader(kaggle_csv.open())}
     settings = clients.settings
     for name in ("transactions", "scores", "alerts", "labels", "txguard.dlq"):
-        for m in topic_messages(clients, settings.topic(name)):
+        for m in read_topic(clients, settings.topic(name)):
             assert not set(PAN_RUN.findall(m.value or b"")) & pans
             assert not set(PAN_RUN.findall(m.key or b"")) & pans
     conn = clients.pg()
@@ -141,14 +119,14 @@ def test_a_producer_resending_everything_changes_nothing(clients, replayed, kagg
         return {i["card_token"]["S"]: (i["txn_count"]["N"], i["amount_sum"]["N"]) for p in pages for i in p["Items"]}
 
     before = card_totals()
-    dead_before = len(topic_messages(clients, settings.topic("txguard.dlq")))
+    dead_before = len(read_topic(clients, settings.topic("txguard.dlq")))
     again = replay(CsvSource(str(kaggle_csv)), clients.producer(),
                    Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
                    replayed, ReplayOptions(labels=False), stop=threading.Event())  # fmt: skip
     assert again.accepted == 600
     # One fresh event per partition, after the repeats: once the scorer has checkpointed
     # them, it has consumed everything before them.
-    template = json.loads(topic_messages(clients, settings.topic("transactions"))[0].value)
+    template = json.loads(read_topic(clients, settings.topic("transactions"))[0].value)
     producer = clients.producer()
     sentinels = {}
     for partition in range(settings.partitions):
@@ -164,7 +142,7 @@ def test_a_producer_resending_everything_changes_nothing(clients, replayed, kagg
     assert after == before
     wait_for(lambda: pg_count(clients, "scores") == 600 + len(sentinels), 60, "the sentinels' scores")
     assert pg_count(clients, "transactions") == 600 + len(sentinels)
-    assert len(topic_messages(clients, settings.topic("txguard.dlq"))) == dead_before
+    assert len(read_topic(clients, settings.topic("txguard.dlq"))) == dead_before
 
 
 def test_report_charts_the_scored_history(clients, replayed, tmp_path):

@@ -33,7 +33,6 @@ from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from kafka import KafkaConsumer  # a second, independent client reads what is on the wire
 
 from consumers.persist import PersistService
 from consumers.scorer import ScorerService
@@ -41,7 +40,7 @@ from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from schemas.events import TransactionEvent
 from schemas.source import CATEGORIES
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import pg_count, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -408,16 +407,6 @@ def training_frame(valid: list[dict]) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def pg_count(clients, table: str) -> int:
-    conn = clients.pg()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed table names
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
-
-
 class RecordCounter:
     """Counts the records of a topic as they arrive: assigned partitions, no group, no commits.
 
@@ -437,17 +426,6 @@ class RecordCounter:
 
     def close(self) -> None:
         self.consumer.close()
-
-
-def topic_records(clients, topic: str) -> list:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
-    )  # fmt: skip
-    try:
-        return list(consumer)
-    finally:
-        consumer.close()
 
 
 @pytest.fixture(scope="module")
@@ -532,7 +510,7 @@ def test_every_field_is_stored_verbatim_at_its_kafka_position(clients, poisoned)
 def test_every_poison_message_is_dead_lettered_once_per_service_with_a_reason(clients, poisoned):
     source_topic = clients.settings.topic("transactions")
     by_position = {poisoned.poison_position[i]: p for i, p in enumerate(poisoned.poison)}
-    records = topic_records(clients, clients.settings.topic("txguard.dlq"))
+    records = read_topic(clients, clients.settings.topic("txguard.dlq"))
     seen: Counter = Counter()
     wrong = []
     for r in records:

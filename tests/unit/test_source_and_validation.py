@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,26 @@ def test_rows_with_the_wrong_number_of_fields_are_reported_with_their_line(tmp_p
         (11, "expected 24 fields, got 25"),
         (21, "expected 24 fields, got 3"),
     ]
+
+
+def test_line_numbers_stay_right_across_blocks_with_ragged_lines(tmp_path, kaggle_csv, monkeypatch):
+    import producer.source
+
+    monkeypatch.setattr(producer.source, "BLOCK_BYTES", 8192)  # many small blocks
+    lines = kaggle_csv.read_text().splitlines()
+    ragged = {30, 31, 77, 400}  # file lines (1-based)
+    for n in ragged:
+        lines[n - 1] = "only,three,fields"
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source = CsvSource(str(path))
+    numbered = {}
+    for chunk in source.chunks():
+        numbered |= dict(zip(chunk.lines, chunk.batch.column("trans_num").to_pylist(), strict=True))
+    assert {m.line for m in source.malformed} == ragged
+    assert sorted(numbered) == [n for n in range(2, len(lines) + 1) if n not in ragged]
+    for n, trans_num in numbered.items():
+        assert re.search(r",([0-9a-f]{32}),", lines[n - 1]).group(1) == trans_num, f"line {n}"
 
 
 def test_wrong_columns_fail_at_once_naming_them(tmp_path, kaggle_csv):
