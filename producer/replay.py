@@ -45,7 +45,8 @@ class ReplayOptions:
 @dataclass
 class ReplayStats:
     accepted: int = 0
-    rejected: Counter = field(default_factory=Counter)
+    rejected_rows: int = 0
+    rejected: Counter = field(default_factory=Counter)  # per reason; a row may have several
     skipped: int = 0  # outside --start/--end/--limit or before --resume
     labels: int = 0
     delivery_errors: int = 0
@@ -58,12 +59,8 @@ class ReplayStats:
     started: float = field(default_factory=time.monotonic)
 
     @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    @property
     def rows_per_s(self) -> float:
-        done = self.accepted + self.accepted_in_block + self.rejected_total
+        done = self.accepted + self.accepted_in_block + self.rejected_rows
         return done / max(time.monotonic() - self.started, 1e-9)
 
 
@@ -290,6 +287,7 @@ def replay(
 
     def reject(line: int | None, raw: dict | str, reasons: list[str]) -> None:
         reason = redact("; ".join(reasons))  # a damage hint may quote the card number
+        stats.rejected_rows += 1
         for r in reasons:
             stats.rejected[r.split(" (")[0]] += 1
         safe_raw = redact(raw if isinstance(raw, str) else json.dumps(raw))

@@ -73,7 +73,7 @@ def _progress_printer(label: str):
             eta = f"  ETA {max(elapsed * (total - done) / done, 0):5.0f}s"
         clock = stats.last_event.strftime("%Y-%m-%d %H:%M") if stats.last_event else "-"
         pct = f"{100 * done / total:5.1f}%" if total else ""
-        print(f"\r{label} {pct} {stats.accepted:>9,} sent {stats.rejected_total:>6,} rejected "
+        print(f"\r{label} {pct} {stats.accepted:>9,} sent {stats.rejected_rows:>6,} rejected "
               f"{stats.rows_per_s:>9,.0f} rows/s  event clock {clock}{eta}   ",
               end="", file=sys.stderr, flush=True)  # fmt: skip
 
@@ -209,10 +209,10 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
 
 def _print_replay(stats) -> None:
     print(file=sys.stderr)
-    print(f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_total:,}; "
+    print(f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_rows:,} rows; "
           f"skipped {stats.skipped:,}; {stats.rows_per_s:,.0f} rows/s")  # fmt: skip
     for reason, n in stats.rejected.most_common():
-        print(f"  rejected {n:>7,}  {reason}")
+        print(f"  {n:>9,} rows: {reason}")
     if stats.delivery_errors:
         print(f"  {stats.delivery_errors:,} deliveries FAILED: see the log; rerun with --resume")
 

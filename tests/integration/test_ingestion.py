@@ -66,7 +66,7 @@ def test_rejected_rows_go_to_quarantine_and_dlq_with_line_and_reason(other_names
     settings = other_namespace.settings
     stats = replay(CsvSource(str(mangled)), other_namespace.producer(), topics_of(settings), PROTECTOR,
                    ReplayOptions(quarantine=quarantine))  # fmt: skip
-    assert (stats.accepted, stats.rejected_total) == (598, 2)
+    assert (stats.accepted, stats.rejected_rows) == (598, 2)
 
     records = [json.loads(line) for line in quarantine.read_text().splitlines()]
     assert [(r["line"], r["reason"].split(" (")[0]) for r in records] == [

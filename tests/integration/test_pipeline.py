@@ -42,7 +42,7 @@ def replayed(clients, services, tmp_path_factory):
         Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
         protector, ReplayOptions(quarantine=tmp_path_factory.mktemp("q") / "q.jsonl"), stop=threading.Event(),
     )  # fmt: skip
-    assert stats.accepted == 600 and stats.rejected_total == 0 and stats.labels == 600
+    assert stats.accepted == 600 and stats.rejected_rows == 0 and stats.labels == 600
     for table in ("transactions", "scores", "labels"):
         wait_for(lambda t=table: pg_count(clients, t) >= 600, what=f"600 rows in {table}")
     return protector
