@@ -300,6 +300,7 @@ def replay(
         log.warning("rejected %s line %s: %s", source.location, line, reason)
 
     limit_reached = False
+    send, transactions_topic = producer.produce, topics.transactions
     try:
         for prepared in _prefetch(_prepare_blocks(source, options, protector)):
             stats.bytes_read, stats.total_bytes = prepared.bytes_read, prepared.total_bytes
@@ -310,6 +311,7 @@ def replay(
             if block is None:
                 continue
             n = len(block.events)
+            keys, events, labels = block.keys, block.events, block.labels
             limit_reached = options.limit is not None and stats.accepted + n >= options.limit
             if limit_reached:
                 n = options.limit - stats.accepted  # type: ignore[operator]
@@ -320,12 +322,16 @@ def replay(
                     if stop.is_set():
                         n = i
                         break
-                produce(topics.transactions, block.keys[i], block.events[i], ms)
+                key = keys[i]
+                try:  # the hot path: one C call, no wrapper
+                    send(transactions_topic, events[i], key, timestamp=ms)
+                except BufferError:
+                    produce(transactions_topic, key, events[i], ms)
                 if options.labels:
-                    pending_labels.append((ms + delay_ms, block.keys[i], block.labels[i]))
+                    pending_labels.append((ms + delay_ms, key, labels[i]))
                     while pending_labels[0][0] <= ms:
-                        due, key, value = pending_labels.popleft()
-                        produce(topics.labels, key, value, int(due))
+                        due, label_key, value = pending_labels.popleft()
+                        produce(topics.labels, label_key, value, int(due))
                         stats.labels += 1
                 if i & 255 == 0:
                     producer.poll(0)

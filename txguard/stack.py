@@ -154,8 +154,9 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
-def _start_postgres(settings: Settings, port: int) -> dict:
-    _ensure_port_free(port, "PostgreSQL")
+def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> dict:
+    if check_port:
+        _ensure_port_free(port, "PostgreSQL")
     user = _pg_user()
     datadir = (settings.home / "postgres").resolve()
     datadir.mkdir(parents=True, exist_ok=True)
@@ -204,10 +205,12 @@ def _create_database(port: int) -> None:
 
 
 def _stop_postgres(entry: dict) -> None:
-    subprocess.run(
+    result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
-        user=entry.get("user"), capture_output=True,
+        user=entry.get("user"), capture_output=True, text=True,
     )  # fmt: skip
+    if result.returncode != 0 and _alive(entry.get("pid")):
+        raise StackError(f"PostgreSQL did not stop: {result.stderr.strip()[:300]}")
 
 
 # --- moto (DynamoDB, S3) ---------------------------------------------------------------
@@ -307,7 +310,15 @@ def start_postgres(settings: Settings) -> None:
     """Start the embedded PostgreSQL again on the port it had."""
     state = _read_state(settings)
     port = int(state["postgres"]["dsn"].rsplit(":", 1)[1].split("/")[0])
-    state["postgres"] = _start_postgres(settings, port)
+    deadline = time.monotonic() + 15
+    while True:  # PostgreSQL itself refuses a port that is really taken; retry a while
+        try:
+            state["postgres"] = _start_postgres(settings, port, check_port=False)
+            break
+        except StackError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     _write_state(settings, state)
 
 
