@@ -158,7 +158,7 @@ def test_kill_9_during_replay_loses_and_doubles_nothing(fresh_clients, tmp_path)
 
 @pytest.mark.slow
 def test_kill_9_many_times_during_a_long_replay(fresh_clients, tmp_path):
-    """The long variant (`make test-slow`): ~330k events, ten kills of each service."""
+    """The long variant (`make test-slow`): 321,081 events, ten kills of each service."""
     clients = fresh_clients
     sent = run_crash_scenario(clients, tmp_path, customers=400, end=date(2019, 12, 31), kills=10, seed=2)
     assert_exactly_once(clients, tmp_path / "transactions.csv", sent)
