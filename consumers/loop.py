@@ -69,7 +69,7 @@ def dead_letter(producer: Producer, dlq_topic: str, message: Message, exc: Excep
     producer.produce(dlq_topic, value=message.value(), key=message.key(), headers=headers)
     log.warning(
         "dead-lettered %s[%d]@%d: %s: %s",
-        message.topic(), message.partition(), message.offset(), type(exc).__name__, str(exc).splitlines()[0][:200],
+        message.topic(), message.partition(), message.offset(), type(exc).__name__, first_line(exc),
     )  # fmt: skip
 
 
@@ -79,6 +79,10 @@ def install_signal_handlers(stop: threading.Event) -> None:
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 class Rewind(Exception):
@@ -112,11 +116,18 @@ def run(
     last_checkpoint = time.monotonic()
 
     def checkpoint() -> bool:
+        """Producer first: outputs computed from the state are delivered before the state is
+        saved, so a crash in between redelivers events that are scored from the earlier state."""
         nonlocal last_checkpoint
+        failed_before = _delivery_errors(producer)
+        while producer.flush(1) > 0:
+            if stop.is_set() and producer.flush(5) > 0:
+                return False
+            log.warning("waiting for the broker to acknowledge %d messages", len(producer))
+        if _delivery_errors(producer) > failed_before:
+            raise Rewind("some outputs were not delivered")
         if not _retry(service.flush, service, stats, stop):
             return False
-        while producer.flush(5) > 0:
-            log.warning("waiting for the broker to acknowledge %d messages", len(producer))
         if pending:
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in pending.items()], asynchronous=False)
             pending.clear()
@@ -162,7 +173,7 @@ def run(
                     raise
                 except Exception as exc:  # noqa: BLE001 - a valid message the sink still refuses
                     log.error("%s: batch failed (%s: %s); isolating the message that breaks it",
-                              service.name, type(exc).__name__, str(exc).splitlines()[0][:200])  # fmt: skip
+                              service.name, type(exc).__name__, first_line(exc))  # fmt: skip
                     if not _process_one_by_one(service, batch, producer, dlq_topic, stats, stop):
                         break
                 pending.update(offsets)
@@ -207,6 +218,11 @@ def _process_one_by_one(service: Service, batch: list[Decoded], producer: Produc
     return True
 
 
+def _delivery_errors(producer: Producer) -> int:
+    """Failed deliveries so far, if the producer counts them (``ReportingProducer``)."""
+    return getattr(producer, "delivery_errors", lambda: 0)()
+
+
 def _rewind(consumer: Consumer) -> None:
     """Seek every assigned partition back to its committed offset."""
     committed = consumer.committed(consumer.assignment(), timeout=10)
@@ -238,6 +254,6 @@ def _retry(action: Callable[[], None], service: Service, stats: LoopStats, stop:
                 return False
             stats.retries += 1
             log.warning("%s: sink unavailable (%s: %s); retrying in %.1fs",
-                        service.name, type(exc).__name__, str(exc).splitlines()[0][:200], delay)  # fmt: skip
+                        service.name, type(exc).__name__, first_line(exc), delay)  # fmt: skip
             stop.wait(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)

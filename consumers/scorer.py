@@ -38,8 +38,15 @@ class BehaviorCache(OrderedDict[str, CardBehavior]):
         for t in tokens:
             self.move_to_end(t)
         self.dirty.update(tokens)
-        if len(self) > self.capacity:
-            for t in [t for t in self if t not in self.dirty][: len(self) - self.capacity]:
+        excess = len(self) - self.capacity
+        if excess > 0:
+            evict = []
+            for t in self:  # oldest first; stop as soon as enough clean states are found
+                if t not in self.dirty:
+                    evict.append(t)
+                    if len(evict) == excess:
+                        break
+            for t in evict:
                 del self[t]
 
     def clear(self) -> None:

@@ -10,7 +10,8 @@ import hashlib
 import hmac
 import re
 
-_PAN_RUN = re.compile(r"(?<![0-9])[0-9]{11,19}(?![0-9])")
+# 11-19 digits, also written in groups separated by single spaces or dashes.
+_PAN_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){10,18}(?![0-9])")
 
 
 def mask(pan: str) -> str:
@@ -19,7 +20,7 @@ def mask(pan: str) -> str:
 
 def redact(text: str) -> str:
     """Mask every 11-19 digit run in free text (rejected rows, log lines)."""
-    return _PAN_RUN.sub(lambda m: mask(m.group(0)), text)
+    return _PAN_RUN.sub(lambda m: mask(re.sub(r"[ -]", "", m.group(0))), text)
 
 
 class CardProtector:

@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumers.loop import _delivery_errors
 from producer.cards import CardProtector, redact
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
@@ -165,11 +166,13 @@ def _in_scope(batch: pa.RecordBatch, lines: list[int], options: ReplayOptions) -
     """Rows inside --start/--end and after the --resume line."""
     mask = pc.greater(pa.array(lines, pa.int64()), options.resume_after_line)
     if options.start or options.end:
-        ts = pc.strptime(batch.column("trans_date_trans_time"), format="%Y-%m-%d %H:%M:%S", unit="s")
+        # A damaged date stays in scope: validation then rejects it with its reason.
+        ts = pc.strptime(batch.column("trans_date_trans_time"), format="%Y-%m-%d %H:%M:%S", unit="s",
+                         error_is_null=True)  # fmt: skip
         if options.start:
-            mask = pc.and_(mask, pc.greater_equal(ts, pa.scalar(options.start, pa.timestamp("s"))))
+            mask = pc.and_(mask, pc.fill_null(pc.greater_equal(ts, pa.scalar(options.start, pa.timestamp("s"))), True))
         if options.end:
-            mask = pc.and_(mask, pc.less(ts, pa.scalar(options.end, pa.timestamp("s"))))
+            mask = pc.and_(mask, pc.fill_null(pc.less(ts, pa.scalar(options.end, pa.timestamp("s"))), True))
     return mask
 
 
@@ -366,10 +369,6 @@ def replay(
         if on_progress:
             on_progress(stats, source)
     return stats
-
-
-def _delivery_errors(producer) -> int:
-    return getattr(producer, "delivery_errors", lambda: 0)()
 
 
 def _checkpoint(producer, stats: ReplayStats, options: ReplayOptions, source: CsvSource, errors_before: int,

@@ -52,6 +52,7 @@ _RANGES = (
     ("merch_lat", -90.0, 90.0),
     ("merch_long", -180.0, 180.0),
     ("amt", 0.0, MAX_AMOUNT),
+    ("city_pop", 0.0, 2**31 - 1),  # a PostgreSQL integer, as schemas/events.py bounds it
 )
 _DATES = (
     ("trans_date_trans_time", "%Y-%m-%d %H:%M:%S", "2000-01-01 00:00:00"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -107,9 +108,14 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def without_password(dsn: str) -> str:
+    """A DSN fit to print: the password, if any, replaced."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+
+
 def _print_endpoints(ep) -> None:
     print(f"Kafka bootstrap servers: {ep.kafka_bootstrap}")
-    print(f"PostgreSQL DSN:          {ep.postgres_dsn}")
+    print(f"PostgreSQL DSN:          {without_password(ep.postgres_dsn)}")
     print(f"DynamoDB endpoint:       {ep.dynamodb_endpoint}")
     print(f"S3 endpoint:             {ep.s3_endpoint}")
 
@@ -137,7 +143,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    report = train_model(settings, args.path, args.until, clients=None)
+    clients = clients_for(settings) if args.path.startswith("s3://") else None
+    report = train_model(settings, args.path, args.until, clients=clients)
     _print_training(report)
     return 0
 
@@ -178,7 +185,7 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
     if not location.startswith("s3://"):
         open_source(location).check_header()
     clients = clients_for(settings)
-    checkpoint = settings.home / "replay.checkpoint.json"
+    checkpoint = settings.home / f"replay.{settings.namespace or 'default'}.checkpoint.json"
     resume_after, resume_labels = 0, []
     if getattr(args, "resume", False) and checkpoint.exists():
         import json
@@ -267,11 +274,17 @@ def ready_marker(settings: Settings, service: str) -> Path:
     return run_dir / f"{settings.namespace or 'default'}.{service}.ready"
 
 
-def start_services(settings_args: list[str], services=("persist", "scorer")) -> list[subprocess.Popen]:
-    """Each service in its own process: they use both cores and fail independently."""
-    return [
-        subprocess.Popen([sys.executable, "-m", "txguard.cli", *settings_args, "consume", name]) for name in services
-    ]
+def start_services(args: argparse.Namespace, services=("persist", "scorer")) -> list[subprocess.Popen]:
+    """Each service in its own process: they use both cores and fail independently.
+
+    Settings go down as flags, but the DSN (it may hold a password) through the
+    environment, where ``ps`` does not show it.
+    """
+    env = dict(os.environ)
+    if getattr(args, "postgres_dsn", None):
+        env["TXGUARD_POSTGRES_DSN"] = args.postgres_dsn
+    argv = [sys.executable, "-m", "txguard.cli", *_settings_argv(args)]
+    return [subprocess.Popen([*argv, "consume", name], env=env) for name in services]
 
 
 def stop_services(procs: list[subprocess.Popen], timeout: float = 20) -> None:
@@ -287,7 +300,7 @@ def stop_services(procs: list[subprocess.Popen], timeout: float = 20) -> None:
 
 def _settings_argv(args: argparse.Namespace) -> list[str]:
     argv = []
-    for key in ("home", "namespace", "partitions", "kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint"):
+    for key in ("home", "namespace", "partitions", "kafka_bootstrap", "dynamodb_endpoint"):
         value = getattr(args, key, None)
         if value is not None:
             argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -295,7 +308,7 @@ def _settings_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    procs = start_services(_settings_argv(args))
+    procs = start_services(args)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

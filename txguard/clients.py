@@ -67,7 +67,9 @@ class Clients:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.settings.session_timeout_ms,
             "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 6, 100),
-            "partition.assignment.strategy": "cooperative-sticky",
+            # Eager rebalancing: every partition is revoked and reassigned from its committed
+            # offset, so a checkpoint that fails on revocation cannot strand processed events.
+            "partition.assignment.strategy": "range",
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 8 << 20,
         }

@@ -64,6 +64,7 @@ def _counts(clients) -> dict[str, int]:
 
 
 DEMO_NAMESPACE = "demo"
+STALL_S = 60
 EXAMPLE_QUERIES = """\
   SELECT * FROM alerts ORDER BY score DESC LIMIT 20;
   SELECT * FROM daily_activity ORDER BY day;
@@ -107,7 +108,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("== 4/5 replay through Kafka -> persist + scorer")
     for name in ("persist", "scorer"):
         cli.ready_marker(settings, name).unlink(missing_ok=True)
-    procs = cli.start_services(cli._settings_argv(args))
+    procs = cli.start_services(args)
     deadline = time.monotonic() + 60
     while not all(cli.ready_marker(settings, n).exists() for n in ("persist", "scorer")):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -125,6 +126,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         cli._print_replay(stats)
         sent = stats.accepted
         target = {k: sent for k in ("transactions", "scores", "labels")}
+        last_counts, last_change = None, time.monotonic()
         while True:
             done = _counts(clients)
             elapsed = time.monotonic() - t0
@@ -133,6 +135,12 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                   f"{done['scores'] / max(elapsed, 1e-9):>8,.0f} events/s", end="", flush=True)  # fmt: skip
             if all(done[k] >= target[k] for k in target):
                 break
+            if done != last_counts:
+                last_counts, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > STALL_S:
+                print(f"\n  no progress for {STALL_S}s: some events did not arrive; see `txguard dlq`",
+                      file=sys.stderr)  # fmt: skip
+                return 1
             if any(p.poll() is not None for p in procs):
                 print("\n  a consumer service exited early; see its log above", file=sys.stderr)
                 return 1
@@ -163,9 +171,11 @@ def _summary(clients, settings: Settings, sent: int, elapsed: float) -> None:
     print(f"  DynamoDB:            {items:,} customer_behavior items (one per card)")
     print(f"  alerts:              {counts['alerts']:,} ({tp} fraud, {fp} not fraud; {fn} frauds missed)")
     print(f"  precision / recall:  {precision or 0:.3f} / {recall or 0:.3f} against is_fraud")
-    dsn = clients.endpoints.postgres_dsn
+    from txguard.cli import without_password
+
+    dsn = without_password(clients.endpoints.postgres_dsn)
     if settings.pg_schema != "public":
-        dsn += f"?options=-csearch_path%3D{settings.pg_schema}"
+        dsn += ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{settings.pg_schema}"
     from txguard.report import render
 
     conn = clients.pg()

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from txguard.settings import Settings
@@ -330,6 +330,3 @@ def status(settings: Settings) -> dict[str, dict]:
         out[name] = {**{k: v for k, v in entry.items() if k in ("bootstrap", "dsn", "endpoint", "pid")},
                      "running": _alive(entry.get("pid"))}  # fmt: skip
     return out
-
-
-__all__ = ["Endpoints", "StackError", "up", "down", "status", "endpoints", "free_port", "asdict"]

@@ -27,3 +27,9 @@ def test_redact_masks_every_pan_in_free_text():
 def test_short_keys_are_refused():
     with pytest.raises(ValueError):
         CardProtector(b"short")
+
+
+def test_redact_masks_card_numbers_written_in_groups():
+    out = redact("card 4111 1111 1111 1111 or 4111-1111-1111-1111, zip 28654, at 2019-01-01 00:00:18")
+    assert "1111 1111" not in out and "1111-1111" not in out
+    assert out.count("411111******1111") == 2 and "2019-01-01 00:00:18" in out

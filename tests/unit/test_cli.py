@@ -44,3 +44,14 @@ def test_unknown_choices_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_printed_dsns_hide_the_password():
+    from txguard.cli import without_password
+
+    assert without_password("postgresql://txguard:s3cr%40t@db:5432/txguard?sslmode=require") == (
+        "postgresql://txguard:***@db:5432/txguard?sslmode=require"
+    )
+    assert without_password("postgresql://postgres@127.0.0.1:15432/txguard") == (
+        "postgresql://postgres@127.0.0.1:15432/txguard"
+    )
