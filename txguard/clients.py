@@ -182,6 +182,12 @@ def teardown(clients: Clients) -> None:
     doomed = [settings.topic(t.name) for t in ALL_TOPICS if settings.topic(t.name) in existing]
     for future in (admin.delete_topics(doomed) if doomed else {}).values():
         future.result(timeout=15)
+    groups = [settings.topic(g) for g in ("persist", "scorer")]
+    for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
+        try:
+            future.result()
+        except KafkaException:
+            pass  # never created, or the broker keeps no group state
     conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
     try:
         with conn, conn.cursor() as cur:
