@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
+from txguard.clients import delivery_errors
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
@@ -119,12 +121,12 @@ def run(
         """Producer first: outputs computed from the state are delivered before the state is
         saved, so a crash in between redelivers events that are scored from the earlier state."""
         nonlocal last_checkpoint
-        failed_before = _delivery_errors(producer)
+        failed_before = delivery_errors(producer)
         while producer.flush(1) > 0:
             if stop.is_set() and producer.flush(5) > 0:
                 return False
             log.warning("waiting for the broker to acknowledge %d messages", len(producer))
-        if _delivery_errors(producer) > failed_before:
+        if delivery_errors(producer) > failed_before:
             raise Rewind("some outputs were not delivered")
         if not _retry(service.flush, service, stats, stop):
             return False
@@ -216,11 +218,6 @@ def _process_one_by_one(service: Service, batch: list[Decoded], producer: Produc
             dead_letter(producer, dlq_topic, d.message, exc)
             stats.dead_lettered += 1
     return True
-
-
-def _delivery_errors(producer: Producer) -> int:
-    """Failed deliveries so far, if the producer counts them (``ReportingProducer``)."""
-    return getattr(producer, "delivery_errors", lambda: 0)()
 
 
 def _rewind(consumer: Consumer) -> None:

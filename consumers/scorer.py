@@ -19,6 +19,7 @@ from model.behavior import CardBehavior
 from model.ensemble import Ensemble
 from model.features import Txn, epoch_seconds, featurize
 from schemas.events import TransactionEvent
+from txguard.clients import produce
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,14 @@ class ScorerService:
                 "score": float(result.score[i]), "flagged": flagged, "reason": reason,
                 "model_version": version,
             }  # fmt: skip
-            self._produce(self.scores_topic, key, orjson.dumps(score))
+            produce(self.producer, self.scores_topic, orjson.dumps(score), key)
             if flagged:
                 alert = {
                     "trans_num": e.trans_num, "card_token": e.card_token, "card_masked": e.card_masked,
                     "event_time": event_time, "amt": e.amt, "category": e.category, "merchant": e.merchant,
                     "score": float(result.score[i]), "reason": reason, "model_version": version,
                 }  # fmt: skip
-                self._produce(self.alerts_topic, key, orjson.dumps(alert))
+                produce(self.producer, self.alerts_topic, orjson.dumps(alert), key)
                 self.alerted += 1
         self.scored += len(events)
 
@@ -165,14 +166,6 @@ class ScorerService:
         self.cache.dirty.clear()
         if time.monotonic() - self._online_saved_at >= self.online_checkpoint_every_s:
             self.save_online()
-
-    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
 
     def is_transient(self, exc: Exception) -> bool:
         return BehaviorStore.is_transient(exc)

@@ -18,10 +18,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumers.loop import _delivery_errors
 from producer.cards import CardProtector, redact
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
+from txguard.clients import delivery_errors
+from txguard.clients import produce as produce_waiting
 
 log = logging.getLogger(__name__)
 
@@ -278,15 +279,10 @@ def replay(
     delay_ms = options.label_delay.total_seconds() * 1000
     last_progress = last_checkpoint = time.monotonic()
     quarantine = open(options.quarantine, "a", encoding="utf-8") if options.quarantine else None
-    errors_before = _delivery_errors(producer)
+    errors_before = delivery_errors(producer)
 
     def produce(topic: str, key: bytes | None, value: bytes, ts: int = 0, headers=None) -> None:
-        while True:
-            try:
-                producer.produce(topic, value, key, timestamp=ts, headers=headers)
-                return
-            except BufferError:  # local queue full: let librdkafka drain it
-                producer.poll(0.05)
+        produce_waiting(producer, topic, value, key, timestamp=ts, headers=headers)
 
     def reject(line: int | None, raw: dict | str, reasons: list[str]) -> None:
         reason = redact("; ".join(reasons))  # a damage hint may quote the card number
@@ -362,7 +358,7 @@ def replay(
                 stats.labels += 1
     finally:
         producer.flush()
-        stats.delivery_errors = _delivery_errors(producer) - errors_before
+        stats.delivery_errors = delivery_errors(producer) - errors_before
         _checkpoint(producer, stats, options, source, errors_before, pending_labels)
         if quarantine:
             quarantine.close()
@@ -377,7 +373,7 @@ def _checkpoint(producer, stats: ReplayStats, options: ReplayOptions, source: Cs
     labels not yet due: a resumed replay releases them on time instead of losing them."""
     if options.checkpoint is None or stats.last_line == 0:
         return
-    if producer.flush(30) != 0 or _delivery_errors(producer) > errors_before:
+    if producer.flush(30) != 0 or delivery_errors(producer) > errors_before:
         log.error("not checkpointing: deliveries failed or are still pending")
         return
     labels = [[due, key.decode(), value.decode()] for due, key, value in pending_labels]

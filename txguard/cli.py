@@ -321,28 +321,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     import orjson
-    from confluent_kafka import KafkaError
 
     settings = settings_from(args)
     clients = clients_for(settings)
     group = f"alerts-viewer-{os.getpid()}"
     consumer = clients.consumer(group, **{"auto.offset.reset": "latest" if args.follow else "earliest",
                                           "enable.partition.eof": True})  # fmt: skip
-    consumer.subscribe([settings.topic("alerts")])
-    eof: set[int] = set()
     shown = 0
     print(f"{'time':19}  {'card':19} {'amount':>10}  {'category':14} {'score':>5}  reason")
     try:
-        while True:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(msg.partition())
-                    if not args.follow and len(eof) >= len(consumer.assignment()):
-                        break
-                continue
+        for msg in _read_to_end(consumer, settings.topic("alerts"), follow=args.follow):
             a = orjson.loads(msg.value())
             print(f"{a['event_time'][:19]:19}  {a['card_masked']:19} {a['amt']:>10,.2f}  {a['category']:14} "
                   f"{a['score']:5.3f}  {a['reason']}", flush=True)  # fmt: skip
@@ -356,8 +344,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_to_end(consumer, topic: str):
-    """Every message of ``topic`` from the beginning, until the end of each partition."""
+def _read_to_end(consumer, topic: str, follow: bool = False):
+    """Every message of ``topic``, until the end of each partition (or forever with ``follow``)."""
     from confluent_kafka import KafkaError
 
     consumer.subscribe([topic])
@@ -367,14 +355,16 @@ def _read_to_end(consumer, topic: str):
         msg = consumer.poll(1.0)
         if msg is None:
             idle_polls += 1
-            if idle_polls >= 10 or (consumer.assignment() and len(ended) >= len(consumer.assignment())):
+            if not follow and (
+                idle_polls >= 10 or (consumer.assignment() and len(ended) >= len(consumer.assignment()))
+            ):
                 return
             continue
         idle_polls = 0
         if msg.error():
             if msg.error().code() == KafkaError._PARTITION_EOF:
                 ended.add(msg.partition())
-                if len(ended) >= len(consumer.assignment()):
+                if not follow and len(ended) >= len(consumer.assignment()):
                     return
             continue
         yield msg

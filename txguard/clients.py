@@ -36,6 +36,21 @@ class ReportingProducer(Producer):
         return self.failed
 
 
+def produce(producer: Producer, topic: str, value: bytes, key: bytes | None = None, **kwargs) -> None:
+    """``produce``, waiting while librdkafka's local queue is full instead of failing."""
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def delivery_errors(producer: Producer) -> int:
+    """Failed deliveries so far, if the producer counts them (:class:`ReportingProducer`)."""
+    return getattr(producer, "delivery_errors", lambda: 0)()
+
+
 class Clients:
     """Factories for every external client, all from one settings object."""
 
