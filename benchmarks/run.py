@@ -19,6 +19,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from schemas.topics import TRANSACTIONS
 from txguard import stack
 from txguard.clients import Clients, setup, teardown
 from txguard.settings import Settings
@@ -101,7 +102,7 @@ def _bare_consume_copy(clients: Clients, expected: int) -> float:
         cur.execute("CREATE TABLE IF NOT EXISTS bare_copy (doc text)")
     conn.commit()
     consumer = clients.consumer(f"bare-{time.time_ns()}")
-    consumer.subscribe([clients.settings.topic("transactions")])
+    consumer.subscribe([clients.settings.topic(TRANSACTIONS)])
     done = 0
     t0 = None
     import io

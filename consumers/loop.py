@@ -9,7 +9,6 @@ at any point redelivers the batch and idempotent sinks absorb the repeat.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
-from txguard.clients import delivery_errors
+from streaming.producer import delivery_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +72,6 @@ def dead_letter(producer: Producer, dlq_topic: str, message: Message, exc: Excep
         "dead-lettered %s[%d]@%d: %s: %s",
         message.topic(), message.partition(), message.offset(), type(exc).__name__, first_line(exc),
     )  # fmt: skip
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT stop the loop after the batch in hand is committed."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
 
 
 def first_line(exc: BaseException) -> str:

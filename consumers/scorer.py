@@ -19,7 +19,7 @@ from model.behavior import CardBehavior
 from model.ensemble import Ensemble
 from model.features import Txn, epoch_seconds, featurize
 from schemas.events import TransactionEvent
-from txguard.clients import produce
+from streaming.producer import produce
 
 log = logging.getLogger(__name__)
 

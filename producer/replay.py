@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 from producer.cards import CardProtector, redact
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
-from txguard.clients import delivery_errors
-from txguard.clients import produce as produce_waiting
+from streaming.producer import delivery_errors
+from streaming.producer import produce as produce_waiting
 
 log = logging.getLogger(__name__)
 

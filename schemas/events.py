@@ -7,26 +7,31 @@ producer; the card number leaves only as a keyed token and a masked form.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.source import CATEGORIES
-
-TransNum = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-CardToken = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-# First 6 and last 4 digits: what an analyst needs to recognise a card, never the PAN.
-CardMasked = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}\*{1,9}[0-9]{4}$")]
-# PostgreSQL text cannot hold NUL; reject it at the boundary instead of failing a batch.
-ShortText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
-Amount = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
-Score = Annotated[float, Field(allow_inf_nan=False)]
-# The dataset's clock is local time without an offset; an offset would be dropped silently.
-EventTime = NaiveDatetime
-Category = Literal[CATEGORIES]  # type: ignore[valid-type]
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+from schemas.fields import (
+    Amount,
+    BirthYear,
+    CardMasked,
+    CardToken,
+    Category,
+    CityPop,
+    EventTime,
+    Gender,
+    Latitude,
+    Longitude,
+    Reason,
+    Score,
+    ShortText,
+    State,
+    TransNum,
+    UnitScore,
+    Zip,
+)
 
 
 class _Event(BaseModel):
@@ -37,6 +42,20 @@ class _Event(BaseModel):
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def encode_columns(cls, columns: Mapping[str, Sequence[Any]]) -> list[bytes]:
+        """JSON of many events from columns, one per field of the model (the hot path).
+
+        The columns must be exactly the model's fields, so this shape cannot drift
+        from the model; values must already be JSON-ready (str, float, bool, None).
+        Validated by the unit tests against the model, not per event.
+        """
+        names = tuple(cls.model_fields)
+        if set(columns) != set(names):
+            raise ValueError(f"{cls.__name__}: expected columns {names}, got {tuple(columns)}")
+        dumps = orjson.dumps
+        return [dumps(dict(zip(names, row, strict=True))) for row in zip(*(columns[n] for n in names), strict=True)]
 
 
 class TransactionEvent(_Event):
@@ -49,21 +68,17 @@ class TransactionEvent(_Event):
     merchant: ShortText = Field(description="Merchant name, for triage and analytics.")
     category: Category = Field(description="Merchant category: per-category behaviour features.")
     amt: Amount = Field(description="Amount in USD: the strongest signal.")
-    gender: Annotated[str, StringConstraints(pattern=r"^[FM]$")] = Field(description="Profile segment.")
+    gender: Gender = Field(description="Profile segment.")
     city: ShortText = Field(description="Cardholder home city, for analytics.")
-    state: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(description="Home state, analytics.")
-    zip: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,5}$")] = Field(description="Home zip.")
+    state: State = Field(description="Home state, analytics.")
+    zip: Zip = Field(description="Home zip.")
     lat: Latitude = Field(description="Home latitude: distance to merchant.")
     long: Longitude = Field(description="Home longitude: distance to merchant.")
-    city_pop: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(description="Urban/rural profile segment.")
-    birth_year: Annotated[int, Field(ge=1900, le=2100)] = Field(
-        description="Age band feature; the full date of birth is not needed downstream."
-    )
+    city_pop: CityPop = Field(description="Urban/rural profile segment.")
+    birth_year: BirthYear = Field(description="Age band feature; the full date of birth is not needed downstream.")
     merch_lat: Latitude = Field(description="Merchant latitude.")
     merch_long: Longitude = Field(description="Merchant longitude.")
-    merch_zipcode: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,5}$")] | None = Field(
-        default=None, description="Merchant zip when known."
-    )
+    merch_zipcode: Zip | None = Field(default=None, description="Merchant zip when known.")
 
 
 class ScoreEvent(_Event):
@@ -74,11 +89,9 @@ class ScoreEvent(_Event):
     event_time: EventTime
     iforest_score: Score = Field(description="Isolation Forest anomaly score, higher = more anomalous.")
     online_score: Score = Field(description="Online river detector score, higher = more anomalous.")
-    score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(description="Ensemble score in [0, 1].")
+    score: UnitScore = Field(description="Ensemble score in [0, 1].")
     flagged: bool
-    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")] = Field(
-        description="Why the event looks unusual: the features furthest from the card's norm."
-    )
+    reason: Reason = Field(description="Why the event looks unusual: the features furthest from the card's norm.")
     model_version: ShortText
 
 
@@ -92,8 +105,8 @@ class AlertEvent(_Event):
     amt: Amount
     category: Category
     merchant: ShortText
-    score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
+    score: UnitScore
+    reason: Reason
     model_version: ShortText
 
 
@@ -104,6 +117,53 @@ class LabelEvent(_Event):
     card_token: CardToken
     event_time: EventTime
     is_fraud: bool
+
+
+class DeadLetter(BaseModel):
+    """Where a dead-lettered record came from and why: the headers of every record on
+    the dead-letter topic, whether a producer rejected an input row or a service
+    could not use a message. The record's value is the rejected row (as JSON) or the
+    message's original bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service: str = Field(description="Who dead-lettered it: replay, persist, scorer, ...")
+    source: str = Field(description="The topic the message came from, or the input file.")
+    partition: int | None = Field(default=None, description="Kafka partition of the message.")
+    offset: int | None = Field(default=None, description="Kafka offset of the message.")
+    line: int | None = Field(default=None, description="Line of the input file.")
+    error_class: str = Field(description="Kind of failure, for counting.")
+    reason: str = Field(description="What was wrong, in words.")
+
+    HEADER_LIMIT: ClassVar[int] = 2000
+
+    def to_headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (name, str(value).encode()[: self.HEADER_LIMIT])
+            for name, value in self.model_dump().items()
+            if value is not None
+        ]
+
+    @classmethod
+    def from_headers(cls, headers: Sequence[tuple[str, bytes | None]] | None) -> DeadLetter:
+        raw = {k: (v or b"").decode(errors="replace") for k, v in headers or []}
+        fields = {k: raw[k] for k in cls.model_fields if k in raw}
+        fields.setdefault("service", "?")
+        fields.setdefault("source", "?")
+        fields.setdefault("error_class", "?")
+        fields.setdefault("reason", "")
+        return cls.model_validate(fields)
+
+    @property
+    def where(self) -> str:
+        if self.offset is not None:
+            return f"{self.source}[{self.partition}]@{self.offset}"
+        return f"{self.source}:{self.line}"
+
+    @property
+    def kind(self) -> str:
+        """The failure without the per-message detail, for counting."""
+        return f"{self.service}: {self.error_class}"
 
 
 EVENT_MODELS: dict[str, type[_Event]] = {

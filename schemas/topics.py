@@ -1,21 +1,26 @@
-"""Kafka topics: names and what flows through them."""
+"""Kafka topics: name, what flows through them, the event model and the key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from schemas.events import AlertEvent, LabelEvent, ScoreEvent, TransactionEvent, _Event
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     purpose: str
-    keyed_by_card: bool = True
+    # The value's model; None for dead letters, which carry the original bytes.
+    model: type[_Event] | None
+    # The event field used as the Kafka key: same card -> same partition -> in order.
+    key: str | None = "card_token"
 
 
-TRANSACTIONS = TopicSpec("transactions", "validated, tokenised transactions, key = card token")
-SCORES = TopicSpec("scores", "one ensemble score per transaction")
-ALERTS = TopicSpec("alerts", "flagged transactions with the reason")
-LABELS = TopicSpec("labels", "is_fraud released after a delay (chargeback feedback)")
-DLQ = TopicSpec("txguard.dlq", "rejected rows and undecodable events, with reason headers", False)
+TRANSACTIONS = TopicSpec("transactions", "validated, tokenised transactions", TransactionEvent)
+SCORES = TopicSpec("scores", "one ensemble score per transaction", ScoreEvent)
+ALERTS = TopicSpec("alerts", "flagged transactions with the reason", AlertEvent)
+LABELS = TopicSpec("labels", "is_fraud released after a delay (chargeback feedback)", LabelEvent)
+DLQ = TopicSpec("txguard.dlq", "rejected rows and unusable messages, with DeadLetter headers", None, None)
 
 ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DLQ)

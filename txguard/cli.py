@@ -14,6 +14,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import Settings
 
 log = logging.getLogger("txguard")
@@ -202,11 +203,11 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
         quarantine=Path(args.quarantine) if args.quarantine else settings.home / "quarantine.jsonl",
         checkpoint=checkpoint,
     )  # fmt: skip
-    topics = Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
+    topics = Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ))
     source = open_source(location, clients)
     producer = clients.producer()
     if stop is None:
-        from consumers.loop import install_signal_handlers
+        from streaming.signals import install_signal_handlers
 
         stop = threading.Event()
         install_signal_handlers(stop)  # Ctrl-C: finish the row, flush, checkpoint, exit
@@ -232,14 +233,14 @@ def build_service(settings: Settings, which: str):
         from consumers.persist import PersistService
         from consumers.sinks import PostgresSink
 
-        topics = {k: settings.topic(k) for k in ("transactions", "scores", "labels")}
+        topics = {spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
         return PersistService(topics, PostgresSink(clients.pg)), clients, producer
     from consumers.scorer import ScorerService
     from consumers.sinks import BehaviorStore
     from model.train import load
 
     service = ScorerService(
-        settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
+        settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
         BehaviorStore(clients.dynamodb(), settings.behavior_table), load(settings.model_dir), producer,
         threshold=settings.alert_threshold,
         online_checkpoint=settings.model_dir / f"online.{settings.namespace or 'default'}.joblib",
@@ -248,7 +249,8 @@ def build_service(settings: Settings, which: str):
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumers.loop import install_signal_handlers, run
+    from consumers.loop import run
+    from streaming.signals import install_signal_handlers
 
     settings = settings_from(args)
     service, clients, producer = build_service(settings, args.service)
@@ -256,7 +258,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     install_signal_handlers(stop)
     log.info("%s: consuming %s", service.name, ", ".join(service.topics))
     ready = ready_marker(settings, service.name)
-    stats = run(service, clients.consumer(service.name), producer, settings.topic("txguard.dlq"),
+    stats = run(service, clients.consumer(service.name), producer, settings.topic(DLQ),
                 batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
                 commit_interval_s=settings.commit_interval_s, on_assign=lambda _partitions: ready.touch())  # fmt: skip
     ready.unlink(missing_ok=True)
@@ -330,7 +332,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     shown = 0
     print(f"{'time':19}  {'card':19} {'amount':>10}  {'category':14} {'score':>5}  reason")
     try:
-        for msg in _read_to_end(consumer, settings.topic("alerts"), follow=args.follow):
+        for msg in _read_to_end(consumer, settings.topic(ALERTS), follow=args.follow):
             a = orjson.loads(msg.value())
             print(f"{a['event_time'][:19]:19}  {a['card_masked']:19} {a['amt']:>10,.2f}  {a['category']:14} "
                   f"{a['score']:5.3f}  {a['reason']}", flush=True)  # fmt: skip
@@ -390,7 +392,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     latest = []
     try:
-        for msg in _read_to_end(consumer, settings.topic("txguard.dlq")):
+        for msg in _read_to_end(consumer, settings.topic(DLQ)):
             headers = {k: v for k, v in (msg.headers() or [])}
             counts[dlq_reason(headers)] += 1
             where = (f"{headers['source_topic'].decode()}[{headers['source_partition'].decode()}]"

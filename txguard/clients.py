@@ -8,47 +8,17 @@ from importlib import resources
 import boto3
 import psycopg2
 from botocore.config import Config
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg2 import sql
 
 from schemas.behavior import table_definition
 from schemas.topics import ALL_TOPICS
+from streaming.producer import ReportingProducer
 from txguard.settings import Settings
 from txguard.stack import Endpoints, endpoints
 
 log = logging.getLogger(__name__)
-
-
-class ReportingProducer(Producer):
-    """A Producer that logs and counts failed deliveries (librdkafka reports only those)."""
-
-    def __init__(self, conf: dict):
-        self.failed = 0
-        super().__init__({**conf, "on_delivery": self._on_delivery, "delivery.report.only.error": True})
-
-    def _on_delivery(self, err, msg) -> None:
-        if err is not None:
-            self.failed += 1
-            log.error("delivery to %s failed: %s", msg.topic(), err)
-
-    def delivery_errors(self) -> int:
-        return self.failed
-
-
-def produce(producer: Producer, topic: str, value: bytes, key: bytes | None = None, **kwargs) -> None:
-    """``produce``, waiting while librdkafka's local queue is full instead of failing."""
-    while True:
-        try:
-            producer.produce(topic, value, key, **kwargs)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-def delivery_errors(producer: Producer) -> int:
-    """Failed deliveries so far, if the producer counts them (:class:`ReportingProducer`)."""
-    return getattr(producer, "delivery_errors", lambda: 0)()
 
 
 class Clients:
@@ -77,7 +47,7 @@ class Clients:
     def consumer(self, group: str, **overrides) -> Consumer:
         conf = {
             "bootstrap.servers": self.endpoints.kafka_bootstrap,
-            "group.id": f"{self.settings.topic(group)}",
+            "group.id": self.settings.namespaced(group),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.settings.session_timeout_ms,
@@ -132,7 +102,7 @@ def create_topics(clients: Clients) -> list[str]:
     settings = clients.settings
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(settings.topic(t.name), settings.partitions, 1) for t in ALL_TOPICS]
+    wanted = [NewTopic(settings.topic(t), settings.partitions, 1) for t in ALL_TOPICS]
     missing = [t for t in wanted if t.topic not in existing]
     created = []
     for topic, future in (admin.create_topics(missing) if missing else {}).items():
@@ -194,10 +164,10 @@ def teardown(clients: Clients) -> None:
         raise ValueError("refusing to tear down the default namespace")
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [settings.topic(t.name) for t in ALL_TOPICS if settings.topic(t.name) in existing]
+    doomed = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) in existing]
     for future in (admin.delete_topics(doomed) if doomed else {}).values():
         future.result(timeout=15)
-    groups = [settings.topic(g) for g in ("persist", "scorer")]
+    groups = [settings.namespaced(g) for g in ("persist", "scorer")]
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
         try:
             future.result()

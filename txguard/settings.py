@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.topics import TopicSpec
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TXGUARD_", env_file=".env", extra="ignore", frozen=True)
@@ -53,8 +55,12 @@ class Settings(BaseSettings):
     def pg_schema(self) -> str:
         return self.namespace or "public"
 
-    def topic(self, name: str) -> str:
+    def namespaced(self, name: str) -> str:
+        """``name`` inside this namespace (topics, consumer groups)."""
         return f"{self.namespace}.{name}" if self.namespace else name
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.namespaced(spec.name)
 
     @property
     def behavior_table(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from consumers.loop import run
+from schemas.topics import DLQ
 from txguard import stack
 from txguard.clients import Clients, setup
 from txguard.settings import Settings
@@ -69,7 +70,7 @@ class ServiceThreads:
         producer = getattr(service, "producer", None) or clients.producer()
         t = threading.Thread(
             target=run,
-            args=(service, clients.consumer(service.name), producer, settings.topic("txguard.dlq")),
+            args=(service, clients.consumer(service.name), producer, settings.topic(DLQ)),
             kwargs={
                 "batch_size": settings.batch_size,
                 "batch_wait_s": settings.batch_wait_s,

@@ -26,6 +26,7 @@ from producer.cards import CardProtector
 from producer.generator import generate
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
+from schemas.topics import DLQ, LABELS, TRANSACTIONS
 from tests.integration.conftest import pg_count, pg_query, wait_for
 from txguard.cli import card_key, ready_marker
 
@@ -81,7 +82,7 @@ def run_crash_scenario(clients, tmp: Path, *, customers: int, end: date, kills: 
         s.start()
     wait_for(lambda: all(ready_marker(settings, s.name).exists() for s in services), 60, "services to join")
 
-    topics = Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
+    topics = Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ))
     result = {}
     producer_thread = threading.Thread(
         target=lambda: result.update(stats=replay(CsvSource(str(data)), clients.producer(), topics, protector,

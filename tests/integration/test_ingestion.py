@@ -13,6 +13,7 @@ import pytest
 from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
+from schemas.topics import DLQ, LABELS, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import read_topic
 from txguard.clients import Clients, setup
@@ -23,7 +24,7 @@ PROTECTOR = CardProtector(b"integration-test-key-0123456789")
 
 
 def topics_of(settings) -> Topics:
-    return Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
+    return Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ))
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_s3_replay_publishes_exactly_what_local_replay_does(clients, other_names
     assert local.accepted == remote.accepted == 600
 
     def published(c: Clients) -> list[tuple]:
-        return sorted((m.key, m.value, m.timestamp) for m in read_topic(c, c.settings.topic("transactions")))
+        return sorted((m.key, m.value, m.timestamp) for m in read_topic(c, c.settings.topic(TRANSACTIONS)))
 
     assert published(clients) == published(other_namespace)
 
@@ -73,7 +74,7 @@ def test_rejected_rows_go_to_quarantine_and_dlq_with_line_and_reason(other_names
         (6, "trans_date_trans_time is in a spreadsheet date format"),
         (10, "cc_num is in scientific notation"),
     ]
-    dlq = read_topic(other_namespace, settings.topic("txguard.dlq"))
+    dlq = read_topic(other_namespace, settings.topic(DLQ))
     assert sorted(dict(m.headers)["line"] for m in dlq) == [b"10", b"6"]
     everything = quarantine.read_text() + "".join(m.value.decode() for m in dlq)
     assert pan not in everything and pan[:6] + "******" + pan[-4:] in everything
@@ -113,5 +114,5 @@ def test_stop_flushes_and_checkpoints_what_was_sent(other_namespace, tmp_path):
                    ReplayOptions(rate=200, labels=False, checkpoint=checkpoint), stop=stop,
                    on_progress=on_progress)  # fmt: skip
     assert 0 < stats.accepted < 600
-    assert len(read_topic(other_namespace, settings.topic("transactions"))) == stats.accepted
+    assert len(read_topic(other_namespace, settings.topic(TRANSACTIONS))) == stats.accepted
     assert json.loads(checkpoint.read_text())["line"] == 1 + stats.accepted

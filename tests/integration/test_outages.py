@@ -20,6 +20,7 @@ from producer.cards import CardProtector
 from producer.generator import generate
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
+from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.integration.conftest import ServiceThreads, pg_count, wait_for
 from tests.integration.tcp_proxy import TcpProxy
 from tests.integration.test_crash_recovery import assert_aggregates_equal_recomputation
@@ -45,12 +46,12 @@ def run_with_outage(clients: Clients, scorer_clients: Clients, dataset, cut, res
     protector = CardProtector(b"outage-test-key-0123456789abcdef")
     model, _ = train(load_history(CsvSource(str(dataset)), protector, until=SPLIT))
     services = ServiceThreads()
-    services.start(PersistService({k: settings.topic(k) for k in ("transactions", "scores", "labels")},
+    services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
                                   PostgresSink(clients.pg)), clients)  # fmt: skip
-    services.start(ScorerService(settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
+    services.start(ScorerService(settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
                                  BehaviorStore(scorer_clients.dynamodb(), settings.behavior_table), model,
                                  clients.producer()), clients)  # fmt: skip
-    topics = Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq"))
+    topics = Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ))
     result = {}
     replaying = threading.Thread(target=lambda: result.update(stats=replay(
         CsvSource(str(dataset)), clients.producer(), topics, protector,

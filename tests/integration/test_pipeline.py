@@ -16,6 +16,7 @@ from model.train import train
 from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
+from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, read_topic, wait_for
 from txguard.cli import card_key
@@ -31,15 +32,15 @@ def replayed(clients, services, tmp_path_factory):
     kaggle_csv = FIXTURES / "kaggle_rows2301_2900.csv"
     protector = CardProtector(card_key(settings))
     model, _ = train(load_history(CsvSource(str(kaggle_csv)), protector))
-    services.start(PersistService({k: settings.topic(k) for k in ("transactions", "scores", "labels")},
+    services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
                                   PostgresSink(clients.pg)), clients)  # fmt: skip
-    scorer = ScorerService(settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
+    scorer = ScorerService(settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
                            BehaviorStore(clients.dynamodb(), settings.behavior_table), model,
                            clients.producer())  # fmt: skip
     services.start(scorer, clients)
     stats = replay(
         CsvSource(str(kaggle_csv)), clients.producer(),
-        Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
+        Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ)),
         protector, ReplayOptions(quarantine=tmp_path_factory.mktemp("q") / "q.jsonl"), stop=threading.Event(),
     )  # fmt: skip
     assert stats.accepted == 600 and stats.rejected_rows == 0 and stats.labels == 600
@@ -85,7 +86,7 @@ def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
         cur.execute("SELECT trans_num FROM scores WHERE flagged")
         flagged = {r[0] for r in cur.fetchall()}
     conn.close()
-    alerts = [json.loads(m.value) for m in read_topic(clients, clients.settings.topic("alerts"))]
+    alerts = [json.loads(m.value) for m in read_topic(clients, clients.settings.topic(ALERTS))]
     assert alerts, "the model flagged nothing"
     assert {a["trans_num"] for a in alerts} == flagged
     assert all(a["reason"] and re.fullmatch(r"[0-9]{6}\*+[0-9]{4}", a["card_masked"]) for a in alerts)
@@ -119,20 +120,20 @@ def test_a_producer_resending_everything_changes_nothing(clients, replayed, kagg
         return {i["card_token"]["S"]: (i["txn_count"]["N"], i["amount_sum"]["N"]) for p in pages for i in p["Items"]}
 
     before = card_totals()
-    dead_before = len(read_topic(clients, settings.topic("txguard.dlq")))
+    dead_before = len(read_topic(clients, settings.topic(DLQ)))
     again = replay(CsvSource(str(kaggle_csv)), clients.producer(),
-                   Topics(settings.topic("transactions"), settings.topic("labels"), settings.topic("txguard.dlq")),
+                   Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ)),
                    replayed, ReplayOptions(labels=False), stop=threading.Event())  # fmt: skip
     assert again.accepted == 600
     # One fresh event per partition, after the repeats: once the scorer has checkpointed
     # them, it has consumed everything before them.
-    template = json.loads(read_topic(clients, settings.topic("transactions"))[0].value)
+    template = json.loads(read_topic(clients, settings.topic(TRANSACTIONS))[0].value)
     producer = clients.producer()
     sentinels = {}
     for partition in range(settings.partitions):
         token = f"{partition:032x}"
         sentinels[token] = {**template, "trans_num": f"{partition + 1:032x}", "card_token": token}
-        producer.produce(settings.topic("transactions"), json.dumps(sentinels[token]).encode(), token.encode(),
+        producer.produce(settings.topic(TRANSACTIONS), json.dumps(sentinels[token]).encode(), token.encode(),
                          partition=partition)  # fmt: skip
     producer.flush()
     wait_for(lambda: set(sentinels) <= set(card_totals()), 60, "the scorer to pass the repeats")
@@ -142,7 +143,7 @@ def test_a_producer_resending_everything_changes_nothing(clients, replayed, kagg
     assert after == before
     wait_for(lambda: pg_count(clients, "scores") == 600 + len(sentinels), 60, "the sentinels' scores")
     assert pg_count(clients, "transactions") == 600 + len(sentinels)
-    assert len(read_topic(clients, settings.topic("txguard.dlq"))) == dead_before
+    assert len(read_topic(clients, settings.topic(DLQ))) == dead_before
 
 
 def test_report_charts_the_scored_history(clients, replayed, tmp_path):

@@ -40,6 +40,7 @@ from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from schemas.events import TransactionEvent
 from schemas.source import CATEGORIES
+from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.integration.conftest import pg_count, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -363,7 +364,7 @@ def corpus() -> Corpus:
 
 def produce_shuffled(clients, corpus: Corpus) -> None:
     """Valid and poison messages interleaved; positions recorded from the delivery reports."""
-    topic = clients.settings.topic("transactions")
+    topic = clients.settings.topic(TRANSACTIONS)
     order = [("valid", i) for i in range(len(corpus.valid))] + [("poison", i) for i in range(len(corpus.poison))]
     random.Random(SHUFFLE_SEED).shuffle(order)
     failures: list[str] = []
@@ -433,16 +434,16 @@ def poisoned(clients, services, corpus: Corpus) -> Corpus:
     """The corpus produced through running persist and scorer, once everything has landed."""
     settings = clients.settings
     model, _ = train(training_frame(corpus.valid))
-    services.start(PersistService({k: settings.topic(k) for k in ("transactions", "scores", "labels")},
+    services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
                                   PostgresSink(clients.pg)), clients)  # fmt: skip
-    scorer = ScorerService(settings.topic("transactions"), settings.topic("scores"), settings.topic("alerts"),
+    scorer = ScorerService(settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
                            BehaviorStore(clients.dynamodb(), settings.behavior_table), model,
                            clients.producer())  # fmt: skip
     services.start(scorer, clients)  # started in the order of CONSUMING_SERVICES
     produce_shuffled(clients, corpus)
 
     expected_dlq = len(CONSUMING_SERVICES) * len(corpus.poison)
-    dlq = RecordCounter(clients, settings.topic("txguard.dlq"))
+    dlq = RecordCounter(clients, settings.topic(DLQ))
     seen: dict[str, int] = {}
 
     def settled() -> bool:
@@ -508,9 +509,9 @@ def test_every_field_is_stored_verbatim_at_its_kafka_position(clients, poisoned)
 
 
 def test_every_poison_message_is_dead_lettered_once_per_service_with_a_reason(clients, poisoned):
-    source_topic = clients.settings.topic("transactions")
+    source_topic = clients.settings.topic(TRANSACTIONS)
     by_position = {poisoned.poison_position[i]: p for i, p in enumerate(poisoned.poison)}
-    records = read_topic(clients, clients.settings.topic("txguard.dlq"))
+    records = read_topic(clients, clients.settings.topic(DLQ))
     seen: Counter = Counter()
     wrong = []
     for r in records:
