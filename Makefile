@@ -21,7 +21,7 @@ install: $(STAMP) ## create .venv and install txguard with the local stack and t
 demo: $(STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
 	$(VENV)/bin/txguard demo
 
-test: $(STAMP) ## unit + integration tests (integration on the embedded stack)
+test: lint ## lint, then unit + integration tests (integration on the embedded stack)
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP) ## unit tests only (no servers)
@@ -36,8 +36,9 @@ test-slow: $(STAMP) ## the long fault-injection variants
 bench: $(STAMP) ## benchmarks, results as JSON in benchmarks/results/
 	$(PY) -m benchmarks.run
 
-lint: $(STAMP) ## ruff (lint + format check)
+lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean: ## stop the embedded stack and remove local state
 	-$(VENV)/bin/txguard stack down
