@@ -1,0 +1,315 @@
+"""Alert threshold from an alert budget: how many alerts per event-day the analysts can handle.
+
+A fixed score threshold flags a varying number of events as traffic and the score
+distribution move. An analyst team has a fixed capacity instead, so the threshold
+here is derived from that capacity: the score above which the recent days would
+have produced, on average, ``alerts_per_day`` alerts.
+
+State is a few fixed-size histograms of the [0, 1] ensemble score, exponentially
+decayed by event-day, so it is small, picklable and deterministic: the same
+observations in the same order give the same threshold, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+class AlertBudget:
+    """Streaming alert threshold that spends an alert budget per event-day.
+
+    The score distribution of completed event-days is kept as a histogram on a
+    fine uniform grid, each day weighted by ``0.5 ** (age_in_days / half_life_days)``,
+    together with the equally weighted number of days. ``histogram / days`` is then
+    the expected number of events per day in each score bin, and the threshold is
+    where the expected count above it equals the budget (linear within a bin).
+
+    Only *completed* days enter the estimate: the current day is partial, and
+    counting it as a whole day would understate the traffic and lower the
+    threshold every morning. The threshold therefore moves once per event-day,
+    when the first event of a later day arrives.
+
+    Optionally, once fraud labels come back, :meth:`threshold_for_precision`
+    raises the threshold until the precision on recent labelled events reaches a
+    target (see there).
+
+    Parameters
+    ----------
+    alerts_per_day : float
+        The budget: expected alerts per event-day.
+    half_life_days : float, default=7.0
+        Age in days at which a day's events count half as much as today's.
+    n_bins : int, default=10_000
+        Resolution of the score histograms (80 kB each at the default).
+    score_range : tuple of float, default=(0.0, 1.0)
+        Range of the scores; values outside are clipped into the end bins.
+    label_half_life : float, default=50_000.0
+        Number of labelled events after which a labelled event counts half.
+        Labels arrive late and in irregular batches, so their window is measured
+        in labelled events rather than days.
+    min_labelled_alerts : float, default=20.0
+        Least (decayed) number of labelled events above a candidate threshold for
+        its precision to be trusted.
+
+    Attributes
+    ----------
+    history_counts_ : numpy.ndarray
+        Decayed counts per score bin of the completed days.
+    history_days_ : float
+        Decayed number of completed days.
+    today_counts_ : numpy.ndarray
+        Counts per score bin of the current (latest) day.
+    current_day_ : int or None
+        The latest event-day seen; None before the first observation.
+    fraud_counts_, labelled_counts_ : numpy.ndarray
+        Decayed counts per score bin of labelled frauds and of all labelled events.
+    """
+
+    def __init__(
+        self,
+        alerts_per_day: float,
+        *,
+        half_life_days: float = 7.0,
+        n_bins: int = 10_000,
+        score_range: tuple[float, float] = (0.0, 1.0),
+        label_half_life: float = 50_000.0,
+        min_labelled_alerts: float = 20.0,
+    ):
+        if alerts_per_day < 0:
+            raise ValueError(f"alerts_per_day must be >= 0, got {alerts_per_day}")
+        if half_life_days <= 0 or label_half_life <= 0:
+            raise ValueError("half lives must be positive")
+        if n_bins < 2 or not score_range[0] < score_range[1]:
+            raise ValueError("need n_bins >= 2 and score_range low < high")
+        self.alerts_per_day = float(alerts_per_day)
+        self.half_life_days = float(half_life_days)
+        self.n_bins = int(n_bins)
+        self.score_range = (float(score_range[0]), float(score_range[1]))
+        self.label_half_life = float(label_half_life)
+        self.min_labelled_alerts = float(min_labelled_alerts)
+
+        self.history_counts_ = np.zeros(self.n_bins)
+        self.history_days_ = 0.0
+        self.today_counts_ = np.zeros(self.n_bins)
+        self.current_day_: int | None = None
+        self.fraud_counts_ = np.zeros(self.n_bins)
+        self.labelled_counts_ = np.zeros(self.n_bins)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_training(
+        cls,
+        scores: np.ndarray,
+        event_days: np.ndarray,
+        alerts_per_day: float,
+        **params: Any,
+    ) -> AlertBudget:
+        """A budget that already knows the score distribution of a training window.
+
+        Every training day counts as completed. The training days are then
+        re-anchored to stand for the days just before the first streamed day,
+        whatever their day numbers: a replay of older data, or a stream starting
+        weeks after training, still starts from the training distribution instead
+        of treating its first events as years late or years early.
+
+        Parameters
+        ----------
+        scores : numpy.ndarray
+            Ensemble scores of the training events.
+        event_days : numpy.ndarray
+            Integer event-day of each training event.
+        alerts_per_day : float
+            The budget.
+        **params
+            Other constructor parameters (``half_life_days``, ``n_bins``, ...).
+
+        Returns
+        -------
+        AlertBudget
+        """
+        budget = cls(alerts_per_day, **params)
+        budget.observe(scores, event_days)
+        if budget.current_day_ is not None:
+            budget._advance_to(budget.current_day_ + 1)
+            budget.current_day_ = None
+        return budget
+
+    # ------------------------------------------------------------------ streaming
+    def observe(self, scores: np.ndarray, event_days: np.ndarray) -> None:
+        """Add a micro-batch of scored events.
+
+        Events of the latest day seen so far wait in today's histogram; a later
+        day closes every day before it. Late events (of an already closed day)
+        go straight into the history with their age's weight.
+
+        Parameters
+        ----------
+        scores : numpy.ndarray
+            Ensemble scores, shape (n,). Non-finite scores are ignored.
+        event_days : numpy.ndarray
+            Integer event-day of each event (e.g. days since the epoch), shape (n,).
+        """
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        days = np.asarray(event_days).ravel().astype(np.int64)
+        if scores.shape != days.shape:
+            raise ValueError(f"scores {scores.shape} and event_days {days.shape} differ in shape")
+        keep = np.isfinite(scores)
+        scores, days = scores[keep], days[keep]
+        if not len(scores):
+            return
+        if self.current_day_ is None:
+            self.current_day_ = int(days.min())
+        self._advance_to(int(days.max()))
+
+        bins = self._bin(scores)
+        is_today = days == self.current_day_
+        self.today_counts_ += np.bincount(bins[is_today], minlength=self.n_bins)
+        if not is_today.all():
+            last_closed_day = self.current_day_ - 1
+            weights = self._day_decay ** (last_closed_day - days[~is_today]).astype(np.float64)
+            self.history_counts_ += np.bincount(bins[~is_today], weights=weights, minlength=self.n_bins)
+
+    def threshold(self) -> float:
+        """The score at or above which the recent days average ``alerts_per_day`` alerts.
+
+        Before any day is complete (and without :meth:`from_training`) the
+        current partial day stands in for a day; with no data at all the top of
+        the score range is returned.
+
+        Returns
+        -------
+        float
+        """
+        low, high = self.score_range
+        if self.history_days_ > 0:
+            per_day = self.history_counts_ / self.history_days_
+        elif self.today_counts_.any():
+            per_day = self.today_counts_
+        else:
+            return high
+        if self.alerts_per_day <= 0:
+            return high
+        # tail[i]: expected alerts per day if the threshold were the lower edge of bin i.
+        tail = np.append(np.cumsum(per_day[::-1])[::-1], 0.0)
+        reaching = np.flatnonzero(tail[:-1] >= self.alerts_per_day)
+        if not len(reaching):
+            return low  # fewer events per day than the budget: every event fits
+        i = int(reaching[-1])
+        # The budget is crossed inside bin i; scores are taken as uniform within it.
+        shortfall = self.alerts_per_day - tail[i + 1]
+        return float(self._edges[i + 1] - shortfall / per_day[i] * self._bin_width)
+
+    def expected_alerts_per_day(self, threshold: float) -> float:
+        """Alerts per day the recent completed days would give at ``threshold``.
+
+        Parameters
+        ----------
+        threshold : float
+
+        Returns
+        -------
+        float
+            NaN when no day is complete yet.
+        """
+        if self.history_days_ <= 0:
+            return math.nan
+        position = (threshold - self.score_range[0]) / self._bin_width
+        i = int(np.clip(math.floor(position), 0, self.n_bins - 1))
+        above = self.history_counts_[i + 1 :].sum() + self.history_counts_[i] * min(max(i + 1 - position, 0.0), 1.0)
+        return float(above / self.history_days_)
+
+    # ------------------------------------------------------------------ labels
+    def observe_labels(self, scores: np.ndarray, is_fraud: np.ndarray) -> None:
+        """Add labelled events (scores at scoring time and their fraud outcome).
+
+        Parameters
+        ----------
+        scores : numpy.ndarray
+            Ensemble scores the events had when scored, shape (n,).
+        is_fraud : numpy.ndarray
+            Their labels, shape (n,), truthy for fraud.
+        """
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        fraud = np.asarray(is_fraud).ravel().astype(bool)
+        if scores.shape != fraud.shape:
+            raise ValueError(f"scores {scores.shape} and is_fraud {fraud.shape} differ in shape")
+        keep = np.isfinite(scores)
+        scores, fraud = scores[keep], fraud[keep]
+        if not len(scores):
+            return
+        forget = 0.5 ** (len(scores) / self.label_half_life)
+        bins = self._bin(scores)
+        self.labelled_counts_ = self.labelled_counts_ * forget + np.bincount(bins, minlength=self.n_bins)
+        self.fraud_counts_ = self.fraud_counts_ * forget + np.bincount(bins[fraud], minlength=self.n_bins)
+
+    def threshold_for_precision(self, target: float) -> float:
+        """The lowest threshold, not below the budget's, whose labelled precision reaches ``target``.
+
+        The budget is the analysts' capacity, so precision mode never spends more
+        than it: it may only *raise* the threshold, trading alerts (and recall)
+        for a higher share of true fraud among them. Candidates are the budget
+        threshold and the histogram bin edges above it; a candidate counts only
+        with at least ``min_labelled_alerts`` (decayed) labelled events above it,
+        so a handful of lucky top scores cannot set it.
+
+        If no supported candidate reaches the target, the one with the highest
+        precision is returned (the lowest such); without labels, the budget
+        threshold.
+
+        Parameters
+        ----------
+        target : float
+            Wanted precision, in (0, 1].
+
+        Returns
+        -------
+        float
+        """
+        if not 0 < target <= 1:
+            raise ValueError(f"target precision must be in (0, 1], got {target}")
+        budget_threshold = self.threshold()
+        first = int(np.clip((budget_threshold - self.score_range[0]) // self._bin_width, 0, self.n_bins - 1))
+        labelled_above = np.cumsum(self.labelled_counts_[::-1])[::-1][first:]
+        frauds_above = np.cumsum(self.fraud_counts_[::-1])[::-1][first:]
+        supported = labelled_above >= self.min_labelled_alerts
+        if not supported.any():
+            return budget_threshold
+        precision = np.where(supported, frauds_above / np.maximum(labelled_above, 1e-300), -1.0)
+        reaching = np.flatnonzero(precision >= target)
+        i = int(reaching[0]) if len(reaching) else int(np.argmax(precision))
+        return max(float(self._edges[first + i]), budget_threshold)
+
+    # ------------------------------------------------------------------ internals
+    @property
+    def _bin_width(self) -> float:
+        return (self.score_range[1] - self.score_range[0]) / self.n_bins
+
+    @property
+    def _edges(self) -> np.ndarray:
+        return np.linspace(self.score_range[0], self.score_range[1], self.n_bins + 1)
+
+    @property
+    def _day_decay(self) -> float:
+        return 0.5 ** (1.0 / self.half_life_days)
+
+    def _bin(self, scores: np.ndarray) -> np.ndarray:
+        position = np.floor((scores - self.score_range[0]) / self._bin_width)
+        return np.clip(position, 0, self.n_bins - 1).astype(np.intp)
+
+    def _advance_to(self, day: int) -> None:
+        """Close every day before ``day``: age the history and fold today's counts in."""
+        assert self.current_day_ is not None
+        elapsed = day - self.current_day_
+        if elapsed <= 0:
+            return
+        decay = self._day_decay
+        # The history is weighted as of the last closed day; that day moves `elapsed` days on.
+        self.history_counts_ = self.history_counts_ * decay**elapsed + self.today_counts_ * decay ** (elapsed - 1)
+        # Sum of decay**k for k < elapsed. Days without events are real days too: they
+        # count, with no events in them.
+        self.history_days_ = self.history_days_ * decay**elapsed + (1.0 - decay**elapsed) / (1.0 - decay)
+        self.today_counts_ = np.zeros(self.n_bins)
+        self.current_day_ = day
