@@ -115,7 +115,7 @@ class DriftMonitor:
     grace_period : int, default=10
         Batches ADWIN sees (after the warm-up) before it may report a change.
     max_recent : int, default=5000
-        Most batch means kept per quantity to locate a change (40 kB each).
+        Most batch means kept per quantity to locate a change (about 45 kB pickled each).
 
     Notes
     -----
