@@ -365,7 +365,10 @@ def describe_contributions(
     values = np.asarray(feature_values_row, dtype=np.float64).ravel()
     if not len(contributions) == len(values) == len(feature_names):
         raise ValueError("contributions, values and names differ in length")
-    ctx = context if isinstance(context, EventContext) else EventContext(**context)
+    if isinstance(context, EventContext):
+        ctx = context
+    else:  # a mapping may carry more of the event; the phrases need only these three
+        ctx = EventContext(float(context["amt"]), str(context["category"]), context["event_time"])
     by_name = dict(zip(feature_names, values.tolist(), strict=True))
 
     reasons: list[str] = []

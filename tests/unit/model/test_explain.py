@@ -160,5 +160,5 @@ def test_every_current_and_planned_feature_has_its_own_short_phrase(name):
     ],
 )
 def test_phrases_read_the_features_units(name, value, expected):
-    day = {"amt": 12.5, "category": "gas_transport", "event_time": datetime(2020, 1, 4, 13, 5)}
+    day = {"amt": 12.5, "category": "gas_transport", "event_time": datetime(2020, 1, 4, 13, 5), "merchant": "m"}
     assert describe({name: 1.0}, {name: value}, day) == expected
