@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from producer.cards import CardProtector, redact
+from producer.encode import EncodedBlock, encode_events
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
 from streaming.producer import delivery_errors
@@ -97,70 +98,6 @@ class _Pacer:
         self.sent += 1
         if due - now > 0.002:
             stop.wait(due - now)
-
-
-def _json_text(values: pa.Array) -> pa.Array:
-    """Validated text (no control characters) as JSON string literals."""
-    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise('"', escaped, '"', "")
-
-
-def _join(*parts) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "")
-
-
-@dataclass
-class EncodedBlock:
-    """The accepted rows of one block, as ready-to-send Kafka records."""
-
-    lines: list[int]
-    event_ms: list[int]
-    keys: list[bytes]
-    events: list[bytes]
-    labels: list[bytes]
-    first_event: datetime | None
-    last_event: datetime | None
-
-
-def encode_events(good: pa.RecordBatch, lines: list[int], protector: CardProtector) -> EncodedBlock:
-    """Build the JSON of every event and label with vectorised string operations.
-
-    The validated text of the CSV is published as is (numbers were checked to be
-    valid JSON numbers), so nothing is re-rounded on the way; only the card number is
-    replaced. One Python step per row remains: the HMAC token (cached per card).
-    """
-    c = {name: good.column(name) for name in good.schema.names}
-    protected = [protector.protect(pan) for pan in c["cc_num"].to_pylist()]
-    token = pa.array([t for t, _ in protected], pa.string())
-    masked = pa.array([m for _, m in protected], pa.string())
-    event_time = pc.replace_substring(c["trans_date_trans_time"], " ", "T")
-    zips = c.get("merch_zipcode")
-    if zips is None:
-        merch_zip = pa.scalar("null")
-    else:
-        digits = pc.replace_substring_regex(zips, r"\.0$", "")
-        merch_zip = pc.if_else(pc.equal(zips, ""), "null", _join('"', digits, '"'))
-    head = _join('{"trans_num":"', c["trans_num"], '","event_time":"', event_time, '","card_token":"', token)
-    event = _join(
-        head, '","card_masked":"', masked,
-        '","merchant":', _json_text(c["merchant"]), ',"category":"', c["category"],
-        '","amt":', c["amt"], ',"gender":"', c["gender"], '","city":', _json_text(c["city"]),
-        ',"state":"', c["state"], '","zip":"', c["zip"], '","lat":', c["lat"], ',"long":', c["long"],
-        ',"city_pop":', c["city_pop"], ',"birth_year":', pc.utf8_slice_codeunits(c["dob"], 0, 4),
-        ',"merch_lat":', c["merch_lat"], ',"merch_long":', c["merch_long"], ',"merch_zipcode":', merch_zip, "}",
-    )  # fmt: skip
-    label = _join(head, '","is_fraud":', pc.if_else(pc.equal(c["is_fraud"], "1"), "true", "false"), "}")
-    ms = pc.cast(pc.strptime(c["trans_date_trans_time"], format="%Y-%m-%d %H:%M:%S", unit="ms"), pa.int64())
-    bounds = pc.min_max(c["trans_date_trans_time"])
-    return EncodedBlock(
-        lines=lines,
-        event_ms=ms.to_pylist(),
-        keys=[t.encode() for t, _ in protected],
-        events=[v.encode() for v in event.to_pylist()],
-        labels=[v.encode() for v in label.to_pylist()],
-        first_event=None if not good.num_rows else datetime.fromisoformat(bounds["min"].as_py()),
-        last_event=None if not good.num_rows else datetime.fromisoformat(bounds["max"].as_py()),
-    )
 
 
 def _in_scope(batch: pa.RecordBatch, lines: list[int], options: ReplayOptions) -> pa.Array:
