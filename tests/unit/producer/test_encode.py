@@ -57,14 +57,15 @@ def test_kartik_layout_without_merch_zipcode_encodes_null(fraudtest_csv):
 def test_a_damaged_date_stays_in_scope_for_validation_to_reject(kaggle_csv):
     from datetime import datetime
 
-    from producer.replay import ReplayOptions, _in_scope
+    from producer.blocks import in_scope
+    from producer.replay import ReplayOptions
 
     chunk = next(CsvSource(str(kaggle_csv)).chunks())
     col = chunk.batch.schema.get_field_index("trans_date_trans_time")
     dates = chunk.batch.column(col).to_pylist()
     dates[0] = "2/1/2019 1:06"
     batch = chunk.batch.set_column(col, "trans_date_trans_time", pa.array(dates))
-    scope = _in_scope(batch, chunk.lines, ReplayOptions(start=datetime(2019, 1, 2)))
+    scope = in_scope(batch, chunk.lines, ReplayOptions(start=datetime(2019, 1, 2)))
     assert scope.to_pylist()[0] is True
     assert sum(scope.to_pylist()) == 1 + sum(d >= "2019-01-02" for d in dates[1:])
 
