@@ -1,7 +1,8 @@
 """Validated CSV blocks -> the JSON of TransactionEvent and LabelEvent, vectorised.
 
 The JSON layout comes from the event models: keys in the order of
-``model_fields``, each written from a CSV column expression below. A template
+``model_fields`` (labels keep their published order, see ``LABEL_JSON``), each
+written from a CSV column expression below. A template
 builds, once per model, the literal text between the values, so a whole block is
 encoded by one ``binary_join_element_wise`` per event kind.
 """
@@ -34,8 +35,10 @@ class Kind(Enum):
 
 @dataclass(frozen=True)
 class JsonField:
+    """One event field: how it is written, and the expression over the block that gives it."""
+
     kind: Kind
-    column: Callable[[Columns], pa.Array]
+    column: Callable[[Columns], pa.Array | pa.Scalar]
 
 
 def _csv(name: str) -> Callable[[Columns], pa.Array]:
