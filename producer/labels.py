@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import timedelta
 
 PendingLabel = tuple[float, bytes, bytes]  # (due in event-time ms, Kafka key, LabelEvent JSON)
@@ -28,24 +28,27 @@ class LabelScheduler:
     def __len__(self) -> int:
         return len(self.pending)
 
-    def add(self, event_ms: int, key: bytes, label: bytes) -> bool:
-        """Schedule the label of an event at ``event_ms``; True if a label is due by then.
+    def add(self, event_ms: int, key: bytes, label: bytes) -> list[PendingLabel]:
+        """Schedule the label of an event at ``event_ms``; return the labels due by then.
 
-        The answer spares the caller a call to :meth:`due` per event (the replay's hot path).
+        Once per event on the replay's hot path: one call adds and releases.
         """
         self.pending.append((event_ms + self.delay_ms, key, label))
-        return self.pending[0][0] <= event_ms
+        return self.due(event_ms)
 
-    def due(self, now_ms: float) -> Iterator[PendingLabel]:
+    def due(self, now_ms: float) -> list[PendingLabel]:
         """Release the labels due by ``now_ms`` (event time), oldest first."""
         pending = self.pending
+        released = []
         while pending and pending[0][0] <= now_ms:
-            yield pending.popleft()
+            released.append(pending.popleft())
+        return released
 
-    def release_all(self) -> Iterator[PendingLabel]:
+    def release_all(self) -> list[PendingLabel]:
         """Release every pending label: the end of the file, nothing more will happen."""
-        while self.pending:
-            yield self.pending.popleft()
+        released = list(self.pending)
+        self.pending.clear()
+        return released
 
     def to_json(self) -> list[list[float | str]]:
         """The pending labels as JSON-ready lists, for the checkpoint."""

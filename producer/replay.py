@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -137,7 +137,7 @@ class _Replay:
         producer, stop, pacer, stats = self.producer, self.stop, self.pacer, self.stats
         send, topic, labels_topic = producer.produce, self.topics.transactions, self.topics.labels
         keys, events, labels, event_ms = block.keys, block.events, block.labels, block.event_ms
-        schedule, due = self.labels.add if self.options.labels else None, self.labels.due
+        schedule, labels_on = self.labels.add, self.options.labels
         paced = pacer.active
         for i in range(n):
             ms = event_ms[i]
@@ -150,8 +150,8 @@ class _Replay:
                 send(topic, events[i], key, timestamp=ms)
             except BufferError:
                 produce(producer, topic, events[i], key, timestamp=ms)
-            if schedule is not None and schedule(ms, key, labels[i]):
-                for due_ms, label_key, label in due(ms):
+            if labels_on:
+                for due_ms, label_key, label in schedule(ms, key, labels[i]):
                     produce(producer, labels_topic, label, label_key, timestamp=int(due_ms))
                     stats.labels += 1
             if i & 255 == 0:
@@ -159,7 +159,7 @@ class _Replay:
                 self.report_progress(i)
         return n
 
-    def send_labels(self, due: Iterator[PendingLabel]) -> None:
+    def send_labels(self, due: Iterable[PendingLabel]) -> None:
         for due_ms, key, value in due:
             produce(self.producer, self.topics.labels, value, key, timestamp=int(due_ms))
             self.stats.labels += 1

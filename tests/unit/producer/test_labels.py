@@ -9,12 +9,12 @@ HOUR_MS = 3_600_000
 
 def test_a_label_is_due_once_the_event_clock_reaches_it():
     labels = LabelScheduler(timedelta(hours=1))
-    assert labels.add(0, b"a", b"A") is False
-    assert labels.add(HOUR_MS - 1, b"b", b"B") is False
-    assert list(labels.due(HOUR_MS - 1)) == []
-    assert labels.add(HOUR_MS, b"c", b"C") is True  # the first label is due now
-    assert list(labels.due(HOUR_MS)) == [(HOUR_MS, b"a", b"A")]
+    assert labels.add(0, b"a", b"A") == []
+    assert labels.add(HOUR_MS - 1, b"b", b"B") == []
+    assert labels.due(HOUR_MS - 1) == []
+    assert labels.add(HOUR_MS, b"c", b"C") == [(HOUR_MS, b"a", b"A")]  # the first label is due now
     assert len(labels) == 2
+    assert labels.due(2 * HOUR_MS - 1) == [(2 * HOUR_MS - 1, b"b", b"B")]
 
 
 def test_release_all_empties_the_scheduler_oldest_first():
@@ -27,9 +27,8 @@ def test_release_all_empties_the_scheduler_oldest_first():
 
 def test_a_zero_delay_releases_each_label_with_its_event():
     labels = LabelScheduler(timedelta(0))
-    assert labels.add(5, b"a", b"A") is True
-    assert list(labels.due(5)) == [(5, b"a", b"A")]
-    assert list(labels.due(5)) == []
+    assert labels.add(5, b"a", b"A") == [(5, b"a", b"A")]
+    assert labels.due(5) == [] and len(labels) == 0
 
 
 def test_pending_labels_survive_json():
