@@ -150,7 +150,7 @@ class _Replay:
                 send(topic, events[i], key, timestamp=ms)
             except BufferError:
                 produce(producer, topic, events[i], key, timestamp=ms)
-            if labels_on:
+            if labels_on:  # send_labels, inlined: a call per event costs on the hot path
                 for due_ms, label_key, label in schedule(ms, key, labels[i]):
                     produce(producer, labels_topic, label, label_key, timestamp=int(due_ms))
                     stats.labels += 1
