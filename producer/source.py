@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -51,7 +51,7 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, b) -> int:
         data = self.raw.read(len(b))
         n = len(data)
         b[:n] = data
@@ -94,7 +94,8 @@ class CsvSource:
         """Fail now, before anything is sent, if the file is missing or has the wrong columns."""
         raw = self._open()
         try:
-            return _check_columns(_read_header(io.BufferedReader(raw)), self.location)
+            # A file or an S3 body: both read like a raw stream.
+            return _check_columns(_read_header(io.BufferedReader(cast(io.RawIOBase, raw))), self.location)
         finally:
             raw.close()
 
@@ -132,7 +133,7 @@ class CsvSource:
                 bad_lines.update(m.line for m in self.malformed[seen_malformed:] if m.line is not None)
                 seen_malformed = len(self.malformed)
                 if bad_lines:
-                    lines = []
+                    lines: list[int] = []
                     while len(lines) < batch.num_rows:
                         if next_line in bad_lines:
                             bad_lines.discard(next_line)

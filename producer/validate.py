@@ -14,10 +14,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.fields import (
+    BIRTH_YEARS,
+    GENDER_PATTERN,
+    LATITUDE,
+    LONGITUDE,
+    MAX_AMOUNT,
+    MAX_CITY_POP,
+    MAX_TEXT,
+    PAN_PATTERN,
+    STATE_PATTERN,
+    TRANS_NUM_PATTERN,
+    ZIP_PATTERN,
+)
 from schemas.source import CATEGORIES
-
-MAX_TEXT = 200
-MAX_AMOUNT = 1_000_000.0
 
 # Numbers as JSON writes them (no leading zeros): accepted text is published as is.
 _DIGITS = r"^(0|[1-9][0-9]*)$"
@@ -28,15 +38,15 @@ _SCIENTIFIC = r"^-?[0-9.]+[eE][+-]?[0-9]+$"
 
 # (column, pattern the value must match, reason when it does not)
 _PATTERNS = (
-    ("trans_num", r"^[0-9a-f]{32}$", "trans_num is not 32 lowercase hex characters"),
-    ("cc_num", r"^[0-9]{11,19}$", "cc_num is not 11-19 digits"),
+    ("trans_num", TRANS_NUM_PATTERN, "trans_num is not 32 lowercase hex characters"),
+    ("cc_num", PAN_PATTERN, "cc_num is not 11-19 digits"),
     ("trans_date_trans_time", r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
      "trans_date_trans_time is not YYYY-MM-DD HH:MM:SS"),
     ("dob", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "dob is not YYYY-MM-DD"),
     ("amt", r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$", "amt is not a non-negative amount with at most 2 decimals"),
-    ("state", r"^[A-Z]{2}$", "state is not a 2-letter code"),
+    ("state", STATE_PATTERN, "state is not a 2-letter code"),
     ("is_fraud", r"^[01]$", "is_fraud is not 0 or 1"),
-    ("zip", r"^[0-9]{3,5}$", "zip is not 3-5 digits"),
+    ("zip", ZIP_PATTERN, "zip is not 3-5 digits"),
     ("city_pop", _DIGITS, "city_pop is not a whole number"),
     ("unix_time", _DIGITS, "unix_time is not a whole number"),
     ("lat", _DECIMAL, "lat is not a number"),
@@ -44,15 +54,15 @@ _PATTERNS = (
     ("merch_lat", _DECIMAL, "merch_lat is not a number"),
     ("merch_long", _DECIMAL, "merch_long is not a number"),
     ("merch_zipcode", r"^([0-9]{3,5}(\.0)?)?$", "merch_zipcode is not a zip code"),
-    ("gender", r"^[FM]$", "gender is not F or M"),
+    ("gender", GENDER_PATTERN, "gender is not F or M"),
 )  # fmt: skip
 _RANGES = (
-    ("lat", -90.0, 90.0),
-    ("long", -180.0, 180.0),
-    ("merch_lat", -90.0, 90.0),
-    ("merch_long", -180.0, 180.0),
+    ("lat", *LATITUDE),
+    ("long", *LONGITUDE),
+    ("merch_lat", *LATITUDE),
+    ("merch_long", *LONGITUDE),
     ("amt", 0.0, MAX_AMOUNT),
-    ("city_pop", 0.0, 2**31 - 1),  # a PostgreSQL integer, as schemas/events.py bounds it
+    ("city_pop", 0.0, MAX_CITY_POP),
 )
 _DATES = (
     ("trans_date_trans_time", "%Y-%m-%d %H:%M:%S", "2000-01-01 00:00:00"),
@@ -143,7 +153,7 @@ def validate(batch: pa.RecordBatch, seen_trans_nums: TransNumSet) -> Verdict:
         real = pc.fill_null(pc.equal(pc.day(parsed), written_day), False)
         reject(pc.and_(shaped, pc.invert(real)), f"{column} is not a real date")
     known = pc.is_in(cols["category"], value_set=pa.array(CATEGORIES))
-    reject(pc.invert(known), "category is not one of the 14 known categories")
+    reject(pc.invert(known), f"category is not one of the {len(CATEGORIES)} known categories")
     for column in _TEXT:
         reject(pc.greater(pc.utf8_length(cols[column]), MAX_TEXT), f"{column} is longer than {MAX_TEXT} characters")
     # One search over all text columns; name the column only when something was found.
@@ -152,7 +162,9 @@ def validate(batch: pa.RecordBatch, seen_trans_nums: TransNumSet) -> Verdict:
             reject(pc.match_substring_regex(cols[column], _CONTROL), f"{column} contains a control character")
     year = pc.cast(pc.if_else(pc.match_substring_regex(cols["dob"], r"^[0-9]{4}"),
                               pc.utf8_slice_codeunits(cols["dob"], 0, 4), "2000"), pa.int32())  # fmt: skip
-    reject(pc.or_(pc.less(year, 1900), pc.greater(year, 2100)), "dob year is out of range [1900, 2100]")
+    first_year, last_year = BIRTH_YEARS
+    reject(pc.or_(pc.less(year, first_year), pc.greater(year, last_year)),
+           f"dob year is out of range [{first_year}, {last_year}]")  # fmt: skip
 
     still_good = [i for i in range(batch.num_rows) if i not in reasons]
     if still_good:

@@ -66,18 +66,10 @@ def open_source(location: str, clients=None):
 
 
 def _progress_printer(label: str):
+    from producer.progress import progress_line
+
     def show(stats, source) -> None:
-        total = stats.total_bytes or 0
-        done = stats.bytes_read
-        eta = ""
-        if total and done:
-            elapsed = time.monotonic() - stats.started
-            eta = f"  ETA {max(elapsed * (total - done) / done, 0):5.0f}s"
-        clock = stats.last_event.strftime("%Y-%m-%d %H:%M") if stats.last_event else "-"
-        pct = f"{100 * done / total:5.1f}%" if total else ""
-        print(f"\r{label} {pct} {stats.accepted:>9,} sent {stats.rejected_rows:>6,} rejected "
-              f"{stats.rows_per_s:>9,.0f} rows/s  event clock {clock}{eta}   ",
-              end="", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"\r{label} {progress_line(stats)}   ", end="", file=sys.stderr, flush=True)
 
     return show
 
@@ -153,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def train_model(settings: Settings, location: str, until: datetime | None, clients=None) -> dict:
     from model.train import save, train
     from producer.cards import CardProtector
-    from producer.replay import load_history
+    from producer.history import load_history
 
     history = load_history(open_source(location, clients), CardProtector(card_key(settings)), until)
     if history.empty:
@@ -181,6 +173,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def replay_file(settings: Settings, location: str, args: argparse.Namespace, stop: threading.Event | None = None):
     from producer.cards import CardProtector
+    from producer.checkpoint import ReplayCheckpoint
     from producer.replay import ReplayOptions, Topics, replay
 
     if not location.startswith("s3://"):
@@ -188,14 +181,10 @@ def replay_file(settings: Settings, location: str, args: argparse.Namespace, sto
     clients = clients_for(settings)
     checkpoint = settings.home / f"replay.{settings.namespace or 'default'}.checkpoint.json"
     resume_after, resume_labels = 0, []
-    if getattr(args, "resume", False) and checkpoint.exists():
-        import json
-
-        saved = json.loads(checkpoint.read_text())
-        if saved.get("source") == location:
-            resume_after, resume_labels = int(saved["line"]), saved.get("pending_labels", [])
-            print(f"resuming {location} after line {resume_after:,} ({len(resume_labels):,} labels pending)",
-                  file=sys.stderr)  # fmt: skip
+    if getattr(args, "resume", False) and (saved := ReplayCheckpoint.load(checkpoint, location)):
+        resume_after, resume_labels = saved.line, saved.pending_labels
+        print(f"resuming {location} after line {resume_after:,} ({len(resume_labels):,} labels pending)",
+              file=sys.stderr)  # fmt: skip
     options = ReplayOptions(
         speed=args.speed, rate=args.rate, start=args.start, end=args.end, limit=args.limit,
         labels=args.labels == "on", label_delay=timedelta(days=args.label_delay_days),
@@ -372,36 +361,27 @@ def _read_to_end(consumer, topic: str, follow: bool = False):
         yield msg
 
 
-def dlq_reason(headers: dict[str, bytes]) -> str:
-    """The kind of failure, without the per-message detail, for counting."""
-    if "error_class" in headers:
-        return f"{headers.get('source_topic', b'?').decode()}: {headers['error_class'].decode()}"
-    return "rejected row: " + headers.get("error", b"?").decode().split(" (")[0].split(";")[0]
-
-
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Count the dead-lettered messages by reason and list the latest ones."""
     from collections import Counter
 
     from producer.cards import redact
+    from schemas.events import DeadLetter
 
     settings = settings_from(args)
     consumer = clients_for(settings).consumer(
         f"dlq-viewer-{os.getpid()}", **{"enable.partition.eof": True, "auto.offset.reset": "earliest"}
     )
     counts: Counter[str] = Counter()
-    latest = []
+    latest: list[tuple[str, str]] = []
     try:
         for msg in _read_to_end(consumer, settings.topic(DLQ)):
-            headers = {k: v for k, v in (msg.headers() or [])}
-            counts[dlq_reason(headers)] += 1
-            where = (f"{headers['source_topic'].decode()}[{headers['source_partition'].decode()}]"
-                     f"@{headers['source_offset'].decode()}" if "source_topic" in headers
-                     else f"{headers.get('source', b'?').decode()}:{headers.get('line', b'?').decode()}")  # fmt: skip
-            latest = (latest + [(where, redact(headers.get("error", b"").decode(errors="replace")))])[-args.list :]
+            record = DeadLetter.from_headers(msg.headers())
+            counts[record.kind] += 1
+            latest = (latest + [(record.where, redact(record.reason))])[-args.list :]
     finally:
         consumer.close()
-    print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic('txguard.dlq')}")
+    print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic(DLQ)}")
     for reason, n in counts.most_common():
         print(f"  {n:>8,}  {reason}")
     if latest and args.list:

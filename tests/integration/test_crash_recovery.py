@@ -24,7 +24,8 @@ import pytest
 from model.train import save, train
 from producer.cards import CardProtector
 from producer.generator import generate
-from producer.replay import ReplayOptions, Topics, load_history, replay
+from producer.history import load_history
+from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
 from schemas.topics import DLQ, LABELS, TRANSACTIONS
 from tests.integration.conftest import pg_count, pg_query, wait_for

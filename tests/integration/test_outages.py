@@ -18,7 +18,8 @@ from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from producer.cards import CardProtector
 from producer.generator import generate
-from producer.replay import ReplayOptions, Topics, load_history, replay
+from producer.history import load_history
+from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
 from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.integration.conftest import ServiceThreads, pg_count, wait_for

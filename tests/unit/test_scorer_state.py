@@ -6,7 +6,7 @@ from consumers.scorer import BehaviorCache, ScorerService
 from model.behavior import CardBehavior
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
-from producer.replay import load_history
+from producer.history import load_history
 from producer.source import CsvSource
 
 

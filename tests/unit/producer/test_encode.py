@@ -6,7 +6,7 @@ import orjson
 import pyarrow as pa
 
 from producer.cards import CardProtector
-from producer.replay import encode_events
+from producer.encode import encode_events
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
 from schemas.events import LabelEvent, TransactionEvent
@@ -57,13 +57,48 @@ def test_kartik_layout_without_merch_zipcode_encodes_null(fraudtest_csv):
 def test_a_damaged_date_stays_in_scope_for_validation_to_reject(kaggle_csv):
     from datetime import datetime
 
-    from producer.replay import ReplayOptions, _in_scope
+    from producer.blocks import in_scope
+    from producer.replay import ReplayOptions
 
     chunk = next(CsvSource(str(kaggle_csv)).chunks())
     col = chunk.batch.schema.get_field_index("trans_date_trans_time")
     dates = chunk.batch.column(col).to_pylist()
     dates[0] = "2/1/2019 1:06"
     batch = chunk.batch.set_column(col, "trans_date_trans_time", pa.array(dates))
-    scope = _in_scope(batch, chunk.lines, ReplayOptions(start=datetime(2019, 1, 2)))
+    scope = in_scope(batch, chunk.lines, ReplayOptions(start=datetime(2019, 1, 2)))
     assert scope.to_pylist()[0] is True
     assert sum(scope.to_pylist()) == 1 + sum(d >= "2019-01-02" for d in dates[1:])
+
+
+def test_the_json_is_what_the_models_write(kaggle_csv, fraudtest_csv):
+    for path in (kaggle_csv, fraudtest_csv):
+        (block,) = encode_file(path)
+        for raw, label in zip(block.events, block.labels, strict=True):
+            assert orjson.loads(raw) == orjson.loads(TransactionEvent.model_validate_json(raw).to_json())
+            assert orjson.loads(label) == orjson.loads(LabelEvent.model_validate_json(label).to_json())
+
+
+def test_event_keys_follow_the_model(kaggle_csv):
+    (block,) = encode_file(kaggle_csv)
+    assert list(orjson.loads(block.events[0])) == list(TransactionEvent.model_fields)
+    # Labels keep the key order they were always published with (see LABEL_JSON).
+    assert sorted(orjson.loads(block.labels[0])) == sorted(LabelEvent.model_fields)
+
+
+def test_a_mapping_that_does_not_cover_the_model_fails():
+    import pytest
+
+    from producer.encode import TRANSACTION_FIELDS, JsonField, JsonTemplate, Kind
+
+    assert JsonTemplate.of(TransactionEvent, TRANSACTION_FIELDS).model is TransactionEvent
+    missing = {k: v for k, v in TRANSACTION_FIELDS.items() if k != "amt"}
+    with pytest.raises(ValueError, match=r"missing \['amt'\]"):
+        JsonTemplate.of(TransactionEvent, missing)
+    extra = {**TRANSACTION_FIELDS, "first": JsonField(Kind.TEXT, lambda c: c["first"])}
+    with pytest.raises(ValueError, match=r"not in the model \['first'\]"):
+        JsonTemplate.of(TransactionEvent, extra)
+    quoted_number = {**TRANSACTION_FIELDS, "amt": JsonField(Kind.STRING, lambda c: c["amt"])}
+    with pytest.raises(ValueError, match="amt"):
+        JsonTemplate.of(TransactionEvent, quoted_number)
+    with pytest.raises(ValueError, match="key order"):
+        JsonTemplate.of(TransactionEvent, TRANSACTION_FIELDS, key_order=("trans_num",))

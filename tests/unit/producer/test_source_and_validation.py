@@ -121,3 +121,38 @@ def test_trans_num_set_finds_repeats_within_and_across_blocks():
     assert seen.add_new(ids[5:]) == []
     assert seen.add_new(ids) == list(range(10))  # after the runs were merged
     assert len(seen) == 10
+
+
+def test_the_validator_bounds_are_the_event_schema_bounds(kaggle_csv):
+    """Values at a bound of schemas/fields.py pass and encode to a valid event; past it they are rejected."""
+    import pyarrow as pa
+
+    from producer.cards import CardProtector
+    from producer.encode import encode_events
+    from schemas.events import TransactionEvent
+    from schemas.fields import BIRTH_YEARS, LATITUDE, LONGITUDE, MAX_AMOUNT, MAX_CITY_POP, MAX_TEXT
+
+    edits = [  # (column, value at the bound, value past it)
+        ("lat", f"{LATITUDE[1]}", f"{LATITUDE[1]}1"),
+        ("long", f"{LONGITUDE[0]}", f"{LONGITUDE[0]}1"),
+        ("merch_lat", f"{LATITUDE[0]}", f"{LATITUDE[0]}1"),
+        ("merch_long", f"{LONGITUDE[1]}", f"{LONGITUDE[1]}1"),
+        ("amt", f"{MAX_AMOUNT:.2f}", f"{MAX_AMOUNT + 0.01:.2f}"),
+        ("city_pop", str(MAX_CITY_POP), str(MAX_CITY_POP + 1)),
+        ("dob", f"{BIRTH_YEARS[0]}-01-01", f"{BIRTH_YEARS[0] - 1}-12-31"),
+        ("merchant", "m" * MAX_TEXT, "m" * (MAX_TEXT + 1)),
+        ("city", "c" * MAX_TEXT, "c" * (MAX_TEXT + 1)),
+    ]
+    batch = next(CsvSource(str(kaggle_csv)).chunks()).batch.slice(0, 2 * len(edits))
+    columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+    for k, (column, at_bound, past_it) in enumerate(edits):
+        columns[column][2 * k], columns[column][2 * k + 1] = at_bound, past_it
+    edited = pa.RecordBatch.from_pydict(columns)
+    verdict = validate(edited, TransNumSet())
+    assert sorted(verdict.reasons) == [2 * k + 1 for k in range(len(edits))]
+    for k, (column, _, _) in enumerate(edits):
+        assert column.split("_")[-1] in verdict.reasons[2 * k + 1][0], verdict.reasons[2 * k + 1]
+    block = encode_events(edited.filter(verdict.accepted), list(range(len(edits))), CardProtector(b"k" * 16))
+    assert len(block.events) == len(edits)
+    for raw in block.events:
+        TransactionEvent.model_validate_json(raw)

@@ -1,0 +1,41 @@
+"""The history for batch training: the valid rows of a file as a frame."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from producer.cards import CardProtector
+from producer.source import CsvSource
+from producer.validate import TransNumSet, validate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def load_history(source: CsvSource, protector: CardProtector, until: datetime | None = None) -> pd.DataFrame:
+    """Valid rows before ``until`` as a pandas frame for batch training (tokenised, with is_fraud)."""
+    import pandas as pd
+
+    frames = []
+    seen = TransNumSet()
+    for chunk in source.chunks():
+        good = chunk.batch.filter(validate(chunk.batch, seen).accepted)
+        c = {name: good.column(name) for name in good.schema.names}
+        frame = pd.DataFrame({
+            "card_token": [protector.protect(p)[0] for p in c["cc_num"].to_pylist()],
+            "event_time": pd.to_datetime(c["trans_date_trans_time"].to_pylist()),
+            "amt": pc.cast(c["amt"], pa.float64()).to_numpy(),
+            "category": c["category"].to_pylist(),
+            "birth_year": pc.cast(pc.utf8_slice_codeunits(c["dob"], 0, 4), pa.int64()).to_numpy(),
+            "is_fraud": pc.equal(c["is_fraud"], "1").to_numpy(zero_copy_only=False),
+        })  # fmt: skip
+        if until is not None:
+            frame = frame[frame["event_time"] < until]
+            if frame.empty:
+                break  # the files are in time order
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
