@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime
-from pathlib import Path
 
-import joblib
 import orjson
 from confluent_kafka import Message, Producer
 
@@ -17,7 +13,8 @@ from consumers.loop import Decoded, Rewind
 from consumers.sinks import BehaviorStore, StaleStateError
 from model.behavior import CardBehavior
 from model.ensemble import Ensemble
-from model.features import Txn, epoch_seconds, featurize
+from model.features import epoch_seconds, featurize, txns_from_columns
+from model.registry import OnlineCheckpoint
 from schemas.events import TransactionEvent
 from streaming.producer import produce
 
@@ -77,7 +74,7 @@ class ScorerService:
         *,
         threshold: float | None = None,
         cache_capacity: int = 200_000,
-        online_checkpoint: Path | None = None,
+        online_checkpoint: OnlineCheckpoint | None = None,
         online_checkpoint_every_s: float = 30.0,
     ):
         self.topics = [topic]
@@ -90,29 +87,14 @@ class ScorerService:
         self.online_checkpoint = online_checkpoint
         self.online_checkpoint_every_s = online_checkpoint_every_s
         self._online_saved_at = time.monotonic()
-        self._restore_online()
-
-    def _restore_online(self) -> None:
-        """Continue the online detector from its last checkpoint, if it belongs to this model."""
-        path = self.online_checkpoint
-        if path is None or not path.exists():
-            return
-        saved = joblib.load(path)
-        if saved.get("model_version") == self.model.version:
-            self.model.online = saved["online"]
-            log.info("online detector restored from %s (saved %s)", path, saved.get("saved_at"))
-        else:
-            log.info("online checkpoint %s is for model %s, not %s: starting from training state",
-                     path, saved.get("model_version"), self.model.version)  # fmt: skip
+        if online_checkpoint is not None:
+            online_checkpoint.restore(model)
 
     def save_online(self) -> None:
-        """Atomically write the online detector (learned state drifts with the stream)."""
+        """Checkpoint the online detector (its learned state drifts with the stream)."""
         if self.online_checkpoint is None:
             return
-        tmp = self.online_checkpoint.with_suffix(".tmp")
-        joblib.dump({"model_version": self.model.version, "online": self.model.online,
-                     "saved_at": datetime.now(UTC).isoformat()}, tmp)  # fmt: skip
-        os.replace(tmp, self.online_checkpoint)
+        self.online_checkpoint.save(self.model)
         self._online_saved_at = time.monotonic()
 
     def decode(self, message: Message) -> TransactionEvent:
@@ -124,11 +106,15 @@ class ScorerService:
         missing = [t for t in tokens if t not in self.cache]
         if missing:
             self.cache.update(self.store.load_many(missing))
-        txns = [
-            Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
-                (d.message.partition(), d.message.offset()), e.trans_num)
-            for e, d in zip(events, batch, strict=True)
-        ]  # fmt: skip
+        txns = txns_from_columns(
+            [e.card_token for e in events],
+            [epoch_seconds(e.event_time) for e in events],
+            [e.amt for e in events],
+            [e.category for e in events],
+            [e.birth_year for e in events],
+            positions=[(d.message.partition(), d.message.offset()) for d in batch],
+            trans_nums=[e.trans_num for e in events],
+        )
         X = featurize(txns, self.cache, self.model.category_medians)
         self.cache.touch(tokens)
         result = self.model.score_batch(X, self.threshold)

@@ -151,7 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def train_model(settings: Settings, location: str, until: datetime | None, clients=None) -> dict:
-    from model.train import save, train
+    from model.registry import save
+    from model.train import train
     from producer.cards import CardProtector
     from producer.replay import load_history
 
@@ -237,13 +238,14 @@ def build_service(settings: Settings, which: str):
         return PersistService(topics, PostgresSink(clients.pg)), clients, producer
     from consumers.scorer import ScorerService
     from consumers.sinks import BehaviorStore
-    from model.train import load
+    from model.registry import ModelRegistry
 
+    registry = ModelRegistry(settings.model_dir)
     service = ScorerService(
         settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
-        BehaviorStore(clients.dynamodb(), settings.behavior_table), load(settings.model_dir), producer,
+        BehaviorStore(clients.dynamodb(), settings.behavior_table), registry.load(), producer,
         threshold=settings.alert_threshold,
-        online_checkpoint=settings.model_dir / f"online.{settings.namespace or 'default'}.joblib",
+        online_checkpoint=registry.online_checkpoint(settings.namespace),
     )  # fmt: skip
     return service, clients, producer
 
