@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 
 import orjson
 from confluent_kafka import Message, Producer
 
+from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from consumers.loop import Decoded, Rewind
-from consumers.sinks import BehaviorStore, StaleStateError
-from model.behavior import CardBehavior
 from model.ensemble import Ensemble
 from model.features import epoch_seconds, featurize, txns_from_columns
 from model.registry import OnlineCheckpoint
@@ -19,37 +17,6 @@ from schemas.events import TransactionEvent
 from streaming.producer import produce
 
 log = logging.getLogger(__name__)
-
-
-class BehaviorCache(OrderedDict[str, CardBehavior]):
-    """Card states of the partitions this process owns, least recently used first out.
-
-    States changed since the last checkpoint are ``dirty`` and never evicted.
-    """
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-        self.dirty: set[str] = set()
-
-    def touch(self, tokens: list[str]) -> None:
-        for t in tokens:
-            self.move_to_end(t)
-        self.dirty.update(tokens)
-        excess = len(self) - self.capacity
-        if excess > 0:
-            evict = []
-            for t in self:  # oldest first; stop as soon as enough clean states are found
-                if t not in self.dirty:
-                    evict.append(t)
-                    if len(evict) == excess:
-                        break
-            for t in evict:
-                del self[t]
-
-    def clear(self) -> None:
-        super().clear()
-        self.dirty.clear()
 
 
 class ScorerService:

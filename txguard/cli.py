@@ -232,12 +232,12 @@ def build_service(settings: Settings, which: str):
     producer = clients.producer()
     if which == "persist":
         from consumers.persist import PersistService
-        from consumers.sinks import PostgresSink
+        from consumers.postgres import PostgresSink
 
         topics = {spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
         return PersistService(topics, PostgresSink(clients.pg)), clients, producer
+    from consumers.card_state import BehaviorStore
     from consumers.scorer import ScorerService
-    from consumers.sinks import BehaviorStore
     from model.registry import ModelRegistry
 
     registry = ModelRegistry(settings.model_dir)

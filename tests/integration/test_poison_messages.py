@@ -34,9 +34,10 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from consumers.card_state import BehaviorStore
 from consumers.persist import PersistService
+from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
-from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from schemas.events import TransactionEvent
 from schemas.source import CATEGORIES

@@ -1,26 +1,13 @@
-"""The scorer's in-memory state: the LRU cache and the online detector checkpoint."""
+"""The scorer's online detector checkpoint."""
 
 import numpy as np
 
-from consumers.scorer import BehaviorCache, ScorerService
-from model.behavior import CardBehavior
+from consumers.scorer import ScorerService
 from model.registry import OnlineCheckpoint
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.replay import load_history
 from producer.source import CsvSource
-
-
-def test_cache_evicts_least_recently_used_but_never_unsaved_states():
-    cache = BehaviorCache(capacity=2)
-    for token in ("a", "b", "c"):
-        cache[token] = CardBehavior()
-    cache.touch(["a", "b", "c"])  # all three changed since the last checkpoint
-    assert set(cache) == {"a", "b", "c"}
-    cache.dirty.clear()  # a checkpoint wrote them
-    cache["d"] = CardBehavior()
-    cache.touch(["d"])
-    assert list(cache) == ["c", "d"]
 
 
 def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
