@@ -9,12 +9,12 @@ import orjson
 from confluent_kafka import Message, Producer
 
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
-from consumers.loop import Decoded, Rewind
 from model.ensemble import Ensemble
 from model.features import epoch_seconds, featurize, txns_from_columns
 from model.registry import OnlineCheckpoint
 from schemas.events import TransactionEvent
 from streaming.producer import produce
+from streaming.service import Decoded, Rewind
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +126,7 @@ class ScorerService:
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.
         self.cache.clear()
+
+    def close(self) -> None:
+        """At shutdown, keep what the online detector learned."""
+        self.save_online()

@@ -251,7 +251,7 @@ def build_service(settings: Settings, which: str):
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumers.loop import run
+    from streaming.loop import run
     from streaming.signals import install_signal_handlers
 
     settings = settings_from(args)
@@ -263,9 +263,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     stats = run(service, clients.consumer(service.name), producer, settings.topic(DLQ),
                 batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
                 commit_interval_s=settings.commit_interval_s, on_assign=lambda _partitions: ready.touch())  # fmt: skip
-    ready.unlink(missing_ok=True)
-    if hasattr(service, "save_online"):
-        service.save_online()
+    ready.unlink(missing_ok=True)  # the loop closed the service (the scorer saved its online detector)
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
              service.name, stats.messages, stats.batches, stats.dead_lettered)  # fmt: skip
     return 0
@@ -326,6 +324,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     import orjson
 
+    from streaming.message import value_of
+    from streaming.reader import read_to_end
+
     settings = settings_from(args)
     clients = clients_for(settings)
     group = f"alerts-viewer-{os.getpid()}"
@@ -334,8 +335,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     shown = 0
     print(f"{'time':19}  {'card':19} {'amount':>10}  {'category':14} {'score':>5}  reason")
     try:
-        for msg in _read_to_end(consumer, settings.topic(ALERTS), follow=args.follow):
-            a = orjson.loads(msg.value())
+        for msg in read_to_end(consumer, settings.topic(ALERTS), follow=args.follow):
+            a = orjson.loads(value_of(msg))
             print(f"{a['event_time'][:19]:19}  {a['card_masked']:19} {a['amt']:>10,.2f}  {a['category']:14} "
                   f"{a['score']:5.3f}  {a['reason']}", flush=True)  # fmt: skip
             shown += 1
@@ -348,44 +349,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_to_end(consumer, topic: str, follow: bool = False):
-    """Every message of ``topic``, until the end of each partition (or forever with ``follow``)."""
-    from confluent_kafka import KafkaError
-
-    consumer.subscribe([topic])
-    ended: set[int] = set()
-    idle_polls = 0
-    while True:
-        msg = consumer.poll(1.0)
-        if msg is None:
-            idle_polls += 1
-            if not follow and (
-                idle_polls >= 10 or (consumer.assignment() and len(ended) >= len(consumer.assignment()))
-            ):
-                return
-            continue
-        idle_polls = 0
-        if msg.error():
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                ended.add(msg.partition())
-                if not follow and len(ended) >= len(consumer.assignment()):
-                    return
-            continue
-        yield msg
-
-
-def dlq_reason(headers: dict[str, bytes]) -> str:
-    """The kind of failure, without the per-message detail, for counting."""
-    if "error_class" in headers:
-        return f"{headers.get('source_topic', b'?').decode()}: {headers['error_class'].decode()}"
-    return "rejected row: " + headers.get("error", b"?").decode().split(" (")[0].split(";")[0]
-
-
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Count the dead-lettered messages by reason and list the latest ones."""
     from collections import Counter
 
     from producer.cards import redact
+    from schemas.events import DeadLetter
+    from streaming.reader import read_to_end
 
     settings = settings_from(args)
     consumer = clients_for(settings).consumer(
@@ -394,13 +364,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     latest = []
     try:
-        for msg in _read_to_end(consumer, settings.topic(DLQ)):
-            headers = {k: v for k, v in (msg.headers() or [])}
-            counts[dlq_reason(headers)] += 1
-            where = (f"{headers['source_topic'].decode()}[{headers['source_partition'].decode()}]"
-                     f"@{headers['source_offset'].decode()}" if "source_topic" in headers
-                     else f"{headers.get('source', b'?').decode()}:{headers.get('line', b'?').decode()}")  # fmt: skip
-            latest = (latest + [(where, redact(headers.get("error", b"").decode(errors="replace")))])[-args.list :]
+        for msg in read_to_end(consumer, settings.topic(DLQ)):
+            record = DeadLetter.from_headers(msg.headers())  # type: ignore[arg-type]  # values are bytes
+            counts[record.kind] += 1
+            latest = (latest + [(record.where, redact(record.reason))])[-args.list :]
     finally:
         consumer.close()
     print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic('txguard.dlq')}")
