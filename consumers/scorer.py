@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from typing import Any
 
-import orjson
+import numpy as np
 from confluent_kafka import Message, Producer
 
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
-from model.ensemble import Ensemble
+from model.ensemble import BatchScores, Ensemble
 from model.features import epoch_seconds, featurize, txns_from_columns
 from model.registry import OnlineCheckpoint
-from schemas.events import TransactionEvent
+from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
+from schemas.topics import ALERTS, SCORES, TopicSpec
+from streaming.message import offset_of, partition_of, value_of
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
 
 log = logging.getLogger(__name__)
+
+
+def _key_field(spec: TopicSpec) -> str:
+    assert spec.key is not None, f"{spec.name} has no key"
+    return spec.key
+
+
+SCORE_KEY, ALERT_KEY = _key_field(SCORES), _key_field(ALERTS)  # same card -> same partition
 
 
 class ScorerService:
@@ -65,7 +77,7 @@ class ScorerService:
         self._online_saved_at = time.monotonic()
 
     def decode(self, message: Message) -> TransactionEvent:
-        return TransactionEvent.model_validate_json(message.value())
+        return TransactionEvent.model_validate_json(value_of(message))
 
     def process(self, batch: list[Decoded]) -> None:
         events: list[TransactionEvent] = [d.event for d in batch]
@@ -79,35 +91,60 @@ class ScorerService:
             [e.amt for e in events],
             [e.category for e in events],
             [e.birth_year for e in events],
-            positions=[(d.message.partition(), d.message.offset()) for d in batch],
+            positions=[(partition_of(d.message), offset_of(d.message)) for d in batch],
             trans_nums=[e.trans_num for e in events],
         )
         X = featurize(txns, self.cache, self.model.category_medians)
         self.cache.touch(tokens)
         result = self.model.score_batch(X, self.threshold)
-
-        version = self.model.version
-        for i, e in enumerate(events):
-            flagged = bool(result.flagged[i])
-            reason = self.model.explain(X[i], e.amt, e.category) if flagged else ""
-            key = e.card_token.encode()
-            event_time = e.event_time.isoformat()
-            score = {
-                "trans_num": e.trans_num, "card_token": e.card_token, "event_time": event_time,
-                "iforest_score": float(result.iforest[i]), "online_score": float(result.online[i]),
-                "score": float(result.score[i]), "flagged": flagged, "reason": reason,
-                "model_version": version,
-            }  # fmt: skip
-            produce(self.producer, self.scores_topic, orjson.dumps(score), key)
-            if flagged:
-                alert = {
-                    "trans_num": e.trans_num, "card_token": e.card_token, "card_masked": e.card_masked,
-                    "event_time": event_time, "amt": e.amt, "category": e.category, "merchant": e.merchant,
-                    "score": float(result.score[i]), "reason": reason, "model_version": version,
-                }  # fmt: skip
-                produce(self.producer, self.alerts_topic, orjson.dumps(alert), key)
-                self.alerted += 1
+        flagged = np.flatnonzero(result.flagged).tolist()
+        reasons = [""] * len(events)
+        for i in flagged:
+            reasons[i] = self.model.explain(X[i], events[i].amt, events[i].category)
+        self._emit(events, result, reasons, flagged)
+        self.alerted += len(flagged)
         self.scored += len(events)
+
+    def _emit(
+        self, events: list[TransactionEvent], result: BatchScores, reasons: list[str], flagged: list[int]
+    ) -> None:
+        """One score per event on the scores topic, one alert per flagged event on the alerts topic."""
+        version = self.model.version
+        event_times = [e.event_time.isoformat() for e in events]
+        score = result.score.tolist()
+        scores: dict[str, list[Any]] = {
+            "trans_num": [e.trans_num for e in events],
+            "card_token": [e.card_token for e in events],
+            "event_time": event_times,
+            "iforest_score": result.iforest.tolist(),
+            "online_score": result.online.tolist(),
+            "score": score,
+            "flagged": result.flagged.tolist(),
+            "reason": reasons,
+            "model_version": [version] * len(events),
+        }
+        self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores))
+        if not flagged:
+            return
+        alerted = [events[i] for i in flagged]
+        alerts: dict[str, list[Any]] = {
+            "trans_num": [e.trans_num for e in alerted],
+            "card_token": [e.card_token for e in alerted],
+            "card_masked": [e.card_masked for e in alerted],
+            "event_time": [event_times[i] for i in flagged],
+            "amt": [e.amt for e in alerted],
+            "category": [e.category for e in alerted],
+            "merchant": [e.merchant for e in alerted],
+            "score": [score[i] for i in flagged],
+            "reason": [reasons[i] for i in flagged],
+            "model_version": [version] * len(flagged),
+        }
+        self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts))
+
+    def _produce(self, topic: str, keys: Sequence[str], values: list[bytes]) -> None:
+        producer = self.producer
+        for key, value in zip(keys, values, strict=True):
+            produce(producer, topic, value, key.encode())
 
     def flush(self) -> None:
         if not self.cache.dirty:
