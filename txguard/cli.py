@@ -370,7 +370,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             latest = (latest + [(record.where, redact(record.reason))])[-args.list :]
     finally:
         consumer.close()
-    print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic('txguard.dlq')}")
+    print(f"{sum(counts.values()):,} dead-lettered messages in {settings.topic(DLQ)}")
     for reason, n in counts.most_common():
         print(f"  {n:>8,}  {reason}")
     if latest and args.list:

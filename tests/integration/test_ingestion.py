@@ -95,9 +95,9 @@ def test_resume_continues_after_the_last_acknowledged_row(other_namespace, tmp_p
                                 resume_labels=saved["pending_labels"]))  # fmt: skip
     assert rest.accepted == 350
     every_row = sorted(r["trans_num"] for r in csv.DictReader(KAGGLE.open()))
-    for topic in ("transactions", "labels"):
-        sent = [json.loads(m.value)["trans_num"] for m in read_topic(other_namespace, settings.topic(topic))]
-        assert sorted(sent) == every_row, topic
+    for spec in (TRANSACTIONS, LABELS):
+        sent = [json.loads(m.value)["trans_num"] for m in read_topic(other_namespace, settings.topic(spec))]
+        assert sorted(sent) == every_row, spec.name
 
 
 def test_stop_flushes_and_checkpoints_what_was_sent(other_namespace, tmp_path):

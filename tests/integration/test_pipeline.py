@@ -17,7 +17,7 @@ from model.train import train
 from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, load_history, replay
 from producer.source import CsvSource
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
+from schemas.topics import ALERTS, ALL_TOPICS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, read_topic, wait_for
 from txguard.cli import card_key
@@ -96,8 +96,8 @@ def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
 def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, kaggle_csv):
     pans = {r["cc_num"].encode() for r in csv.DictReader(kaggle_csv.open())}
     settings = clients.settings
-    for name in ("transactions", "scores", "alerts", "labels", "txguard.dlq"):
-        for m in read_topic(clients, settings.topic(name)):
+    for spec in ALL_TOPICS:
+        for m in read_topic(clients, settings.topic(spec)):
             assert not set(PAN_RUN.findall(m.value or b"")) & pans
             assert not set(PAN_RUN.findall(m.key or b"")) & pans
     conn = clients.pg()
