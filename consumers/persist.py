@@ -7,7 +7,7 @@ from confluent_kafka import Message
 from consumers.postgres import JsonRows, PostgresSink
 from schemas.events import _Event
 from schemas.topics import LABELS, SCORES, TRANSACTIONS, TopicSpec
-from streaming.message import offset_of, partition_of, topic_of, value_of
+from streaming.message import topic_of, value_of
 from streaming.service import Decoded
 
 # Each topic fills the table of the same name.
@@ -41,7 +41,9 @@ class PersistService:
         }
         for d in batch:
             m = d.message
-            rows[self._table_of[topic_of(m)]].docs.append((value_of(m), partition_of(m), offset_of(m)))
+            topic, value, partition, offset = m.topic(), m.value(), m.partition(), m.offset()
+            assert topic is not None and value is not None and partition is not None and offset is not None  # decoded
+            rows[self._table_of[topic]].docs.append((value, partition, offset))
         inserted = self.sink.write(rows)
         self.rows_written += sum(inserted.values())
 

@@ -16,7 +16,7 @@ from model.features import epoch_seconds, featurize, txns_from_columns
 from model.registry import OnlineCheckpoint
 from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, SCORES, TopicSpec
-from streaming.message import offset_of, partition_of, value_of
+from streaming.message import position_of, value_of
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
 
@@ -91,7 +91,7 @@ class ScorerService:
             [e.amt for e in events],
             [e.category for e in events],
             [e.birth_year for e in events],
-            positions=[(partition_of(d.message), offset_of(d.message)) for d in batch],
+            positions=[position_of(d.message) for d in batch],
             trans_nums=[e.trans_num for e in events],
         )
         X = featurize(txns, self.cache, self.model.category_medians)
