@@ -4,35 +4,46 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
-from consumers.loop import Decoded
-from consumers.sinks import JsonRows, PostgresSink
-from schemas.events import LabelEvent, ScoreEvent, TransactionEvent
+from consumers.postgres import JsonRows, PostgresSink
+from schemas.events import _Event
+from schemas.topics import LABELS, SCORES, TRANSACTIONS, TopicSpec
+from streaming.message import topic_of, value_of
+from streaming.service import Decoded
 
-MODELS = {"transactions": TransactionEvent, "scores": ScoreEvent, "labels": LabelEvent}
+# Each topic fills the table of the same name.
+TABLES: dict[str, TopicSpec] = {spec.name: spec for spec in (TRANSACTIONS, SCORES, LABELS)}
+
+
+def _model(spec: TopicSpec) -> type[_Event]:
+    assert spec.model is not None, f"{spec.name} carries no event model"
+    return spec.model
 
 
 class PersistService:
     name = "persist"
 
     def __init__(self, topics: dict[str, str], sink: PostgresSink):
-        # topics: table ("transactions" | "scores" | "labels") -> topic name
+        # topics: TopicSpec.name ("transactions" | "scores" | "labels") -> topic name
         self._table_of = {topic: table for table, topic in topics.items()}
+        self._model_of = {topic: _model(TABLES[table]) for table, topic in topics.items()}
         self.topics = list(topics.values())
         self.sink = sink
         self.rows_written = 0
 
     def decode(self, message: Message) -> None:
         """Validate against the schema; the sink stores the JSON as it came."""
-        MODELS[self._table_of[message.topic()]].model_validate_json(message.value())
+        self._model_of[topic_of(message)].model_validate_json(value_of(message))
 
     def process(self, batch: list[Decoded]) -> None:
         rows = {
-            table: JsonRows(tuple(model.model_fields), with_position=table == "transactions")
-            for table, model in MODELS.items()
+            table: JsonRows(tuple(_model(spec).model_fields), with_position=spec is TRANSACTIONS)
+            for table, spec in TABLES.items()
         }
         for d in batch:
             m = d.message
-            rows[self._table_of[m.topic()]].docs.append((m.value(), m.partition(), m.offset()))
+            topic, value, partition, offset = m.topic(), m.value(), m.partition(), m.offset()
+            assert topic is not None and value is not None and partition is not None and offset is not None  # decoded
+            rows[self._table_of[topic]].docs.append((value, partition, offset))
         inserted = self.sink.write(rows)
         self.rows_written += sum(inserted.values())
 
@@ -44,3 +55,6 @@ class PersistService:
 
     def on_revoke(self) -> None:
         return None
+
+    def close(self) -> None:
+        return None  # nothing outlives a batch: each one is committed to PostgreSQL

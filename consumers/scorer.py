@@ -3,56 +3,32 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections import OrderedDict
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
 
-import joblib
-import orjson
+import numpy as np
 from confluent_kafka import Message, Producer
 
-from consumers.loop import Decoded, Rewind
-from consumers.sinks import BehaviorStore, StaleStateError
-from model.behavior import CardBehavior
-from model.ensemble import Ensemble
-from model.features import Txn, epoch_seconds, featurize
-from schemas.events import TransactionEvent
+from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
+from model.ensemble import BatchScores, Ensemble
+from model.features import epoch_seconds, featurize, txns_from_columns
+from model.registry import OnlineCheckpoint
+from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
+from schemas.topics import ALERTS, SCORES, TopicSpec
+from streaming.message import position_of, value_of
 from streaming.producer import produce
+from streaming.service import Decoded, Rewind
 
 log = logging.getLogger(__name__)
 
 
-class BehaviorCache(OrderedDict[str, CardBehavior]):
-    """Card states of the partitions this process owns, least recently used first out.
+def _key_field(spec: TopicSpec) -> str:
+    assert spec.key is not None, f"{spec.name} has no key"
+    return spec.key
 
-    States changed since the last checkpoint are ``dirty`` and never evicted.
-    """
 
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-        self.dirty: set[str] = set()
-
-    def touch(self, tokens: list[str]) -> None:
-        for t in tokens:
-            self.move_to_end(t)
-        self.dirty.update(tokens)
-        excess = len(self) - self.capacity
-        if excess > 0:
-            evict = []
-            for t in self:  # oldest first; stop as soon as enough clean states are found
-                if t not in self.dirty:
-                    evict.append(t)
-                    if len(evict) == excess:
-                        break
-            for t in evict:
-                del self[t]
-
-    def clear(self) -> None:
-        super().clear()
-        self.dirty.clear()
+SCORE_KEY, ALERT_KEY = _key_field(SCORES), _key_field(ALERTS)  # same card -> same partition
 
 
 class ScorerService:
@@ -77,7 +53,7 @@ class ScorerService:
         *,
         threshold: float | None = None,
         cache_capacity: int = 200_000,
-        online_checkpoint: Path | None = None,
+        online_checkpoint: OnlineCheckpoint | None = None,
         online_checkpoint_every_s: float = 30.0,
     ):
         self.topics = [topic]
@@ -90,33 +66,18 @@ class ScorerService:
         self.online_checkpoint = online_checkpoint
         self.online_checkpoint_every_s = online_checkpoint_every_s
         self._online_saved_at = time.monotonic()
-        self._restore_online()
-
-    def _restore_online(self) -> None:
-        """Continue the online detector from its last checkpoint, if it belongs to this model."""
-        path = self.online_checkpoint
-        if path is None or not path.exists():
-            return
-        saved = joblib.load(path)
-        if saved.get("model_version") == self.model.version:
-            self.model.online = saved["online"]
-            log.info("online detector restored from %s (saved %s)", path, saved.get("saved_at"))
-        else:
-            log.info("online checkpoint %s is for model %s, not %s: starting from training state",
-                     path, saved.get("model_version"), self.model.version)  # fmt: skip
+        if online_checkpoint is not None:
+            online_checkpoint.restore(model)
 
     def save_online(self) -> None:
-        """Atomically write the online detector (learned state drifts with the stream)."""
+        """Checkpoint the online detector (its learned state drifts with the stream)."""
         if self.online_checkpoint is None:
             return
-        tmp = self.online_checkpoint.with_suffix(".tmp")
-        joblib.dump({"model_version": self.model.version, "online": self.model.online,
-                     "saved_at": datetime.now(UTC).isoformat()}, tmp)  # fmt: skip
-        os.replace(tmp, self.online_checkpoint)
+        self.online_checkpoint.save(self.model)
         self._online_saved_at = time.monotonic()
 
     def decode(self, message: Message) -> TransactionEvent:
-        return TransactionEvent.model_validate_json(message.value())
+        return TransactionEvent.model_validate_json(value_of(message))
 
     def process(self, batch: list[Decoded]) -> None:
         events: list[TransactionEvent] = [d.event for d in batch]
@@ -124,37 +85,66 @@ class ScorerService:
         missing = [t for t in tokens if t not in self.cache]
         if missing:
             self.cache.update(self.store.load_many(missing))
-        txns = [
-            Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
-                (d.message.partition(), d.message.offset()), e.trans_num)
-            for e, d in zip(events, batch, strict=True)
-        ]  # fmt: skip
+        txns = txns_from_columns(
+            [e.card_token for e in events],
+            [epoch_seconds(e.event_time) for e in events],
+            [e.amt for e in events],
+            [e.category for e in events],
+            [e.birth_year for e in events],
+            positions=[position_of(d.message) for d in batch],
+            trans_nums=[e.trans_num for e in events],
+        )
         X = featurize(txns, self.cache, self.model.category_medians)
         self.cache.touch(tokens)
         result = self.model.score_batch(X, self.threshold)
-
-        version = self.model.version
-        for i, e in enumerate(events):
-            flagged = bool(result.flagged[i])
-            reason = self.model.explain(X[i], e.amt, e.category) if flagged else ""
-            key = e.card_token.encode()
-            event_time = e.event_time.isoformat()
-            score = {
-                "trans_num": e.trans_num, "card_token": e.card_token, "event_time": event_time,
-                "iforest_score": float(result.iforest[i]), "online_score": float(result.online[i]),
-                "score": float(result.score[i]), "flagged": flagged, "reason": reason,
-                "model_version": version,
-            }  # fmt: skip
-            produce(self.producer, self.scores_topic, orjson.dumps(score), key)
-            if flagged:
-                alert = {
-                    "trans_num": e.trans_num, "card_token": e.card_token, "card_masked": e.card_masked,
-                    "event_time": event_time, "amt": e.amt, "category": e.category, "merchant": e.merchant,
-                    "score": float(result.score[i]), "reason": reason, "model_version": version,
-                }  # fmt: skip
-                produce(self.producer, self.alerts_topic, orjson.dumps(alert), key)
-                self.alerted += 1
+        flagged = np.flatnonzero(result.flagged).tolist()
+        reasons = [""] * len(events)
+        for i in flagged:
+            reasons[i] = self.model.explain(X[i], events[i].amt, events[i].category)
+        self._emit(events, result, reasons, flagged)
+        self.alerted += len(flagged)
         self.scored += len(events)
+
+    def _emit(
+        self, events: list[TransactionEvent], result: BatchScores, reasons: list[str], flagged: list[int]
+    ) -> None:
+        """One score per event on the scores topic, one alert per flagged event on the alerts topic."""
+        version = self.model.version
+        event_times = [e.event_time.isoformat() for e in events]
+        score = result.score.tolist()
+        scores: dict[str, list[Any]] = {
+            "trans_num": [e.trans_num for e in events],
+            "card_token": [e.card_token for e in events],
+            "event_time": event_times,
+            "iforest_score": result.iforest.tolist(),
+            "online_score": result.online.tolist(),
+            "score": score,
+            "flagged": result.flagged.tolist(),
+            "reason": reasons,
+            "model_version": [version] * len(events),
+        }
+        self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores))
+        if not flagged:
+            return
+        alerted = [events[i] for i in flagged]
+        alerts: dict[str, list[Any]] = {
+            "trans_num": [e.trans_num for e in alerted],
+            "card_token": [e.card_token for e in alerted],
+            "card_masked": [e.card_masked for e in alerted],
+            "event_time": [event_times[i] for i in flagged],
+            "amt": [e.amt for e in alerted],
+            "category": [e.category for e in alerted],
+            "merchant": [e.merchant for e in alerted],
+            "score": [score[i] for i in flagged],
+            "reason": [reasons[i] for i in flagged],
+            "model_version": [version] * len(flagged),
+        }
+        self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts))
+
+    def _produce(self, topic: str, keys: Sequence[str], values: list[bytes]) -> None:
+        producer = self.producer
+        for key, value in zip(keys, values, strict=True):
+            produce(producer, topic, value, key.encode())
 
     def flush(self) -> None:
         if not self.cache.dirty:
@@ -173,3 +163,7 @@ class ScorerService:
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.
         self.cache.clear()
+
+    def close(self) -> None:
+        """At shutdown, keep what the online detector learned."""
+        self.save_online()

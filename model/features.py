@@ -7,7 +7,7 @@ it describes how the event compares with what came before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,6 +57,35 @@ class Txn:
     @property
     def hour(self) -> int:
         return (self.t // 3600) % 24
+
+
+def txns_from_columns(
+    card_token: Sequence[str],
+    event_time_s: Sequence[int],
+    amt: Sequence[float],
+    category: Sequence[str],
+    birth_year: Sequence[int],
+    positions: Sequence[tuple[int, int]] | None = None,
+    trans_nums: Sequence[str] | None = None,
+) -> list[Txn]:
+    """Transactions as the model takes them, from one column per field: the one way
+    both training (a frame of history) and serving (a micro-batch of events) build them.
+
+    ``event_time_s`` is epoch seconds; ``positions`` (Kafka partition, offset) and
+    ``trans_nums`` are known when serving, where they make redelivery harmless.
+    """
+    n = len(card_token)
+    columns = zip(
+        card_token,
+        event_time_s,
+        amt,
+        category,
+        birth_year,
+        [None] * n if positions is None else positions,
+        [None] * n if trans_nums is None else trans_nums,
+        strict=True,
+    )
+    return [Txn(*row) for row in columns]
 
 
 def is_night(hour: int) -> bool:

@@ -1,14 +1,10 @@
-"""Batch training on a historical window, evaluation, and the model registry."""
+"""Batch training on a historical window, and evaluation (saving and loading: ``model.registry``)."""
 
 from __future__ import annotations
 
-import json
 import platform
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import river
@@ -16,26 +12,24 @@ import sklearn
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from model.behavior import CardBehavior
-from model.detectors import ONLINE_DETECTORS, RISK_FEATURES, IsolationForestDetector
+from model.detectors import ONLINE_DETECTORS, RISK_FEATURES, Detector, IsolationForestDetector
 from model.ensemble import EmpiricalCDF, Ensemble
-from model.features import FEATURE_NAMES, Txn, featurize
+from model.features import FEATURE_NAMES, Txn, featurize, txns_from_columns
 
 TRAINING_COLUMNS = ("card_token", "event_time", "amt", "category", "birth_year")
 _ONLINE_WARMUP_CHUNK = 5000
 
 
-def txns_from_frame(df: pd.DataFrame) -> Iterator[Txn]:
+def txns_from_frame(df: pd.DataFrame) -> list[Txn]:
     """Rows of a time-ordered frame (``TRAINING_COLUMNS``) as model transactions."""
     seconds = df["event_time"].to_numpy(dtype="datetime64[s]").astype(np.int64)
-    for card, t, amt, cat, by in zip(
+    return txns_from_columns(
         df["card_token"].tolist(),
         seconds.tolist(),
         df["amt"].astype(float).tolist(),
         df["category"].tolist(),
         df["birth_year"].astype(int).tolist(),
-        strict=True,
-    ):
-        yield Txn(card, t, amt, cat, by)
+    )
 
 
 def feature_matrix(df: pd.DataFrame, category_medians: dict[str, float]) -> np.ndarray:
@@ -86,14 +80,7 @@ def train(
     iforest = IsolationForestDetector(random_state=random_state).fit(fit_rows)
     iforest_raw = iforest.score_many(X)
 
-    # The online detector sees the window as a stream: score each chunk, then learn it.
-    online = ONLINE_DETECTORS[online_detector]()
-    online_raw = np.empty(len(X))
-    for start in range(0, len(X), _ONLINE_WARMUP_CHUNK):
-        chunk = X[start : start + _ONLINE_WARMUP_CHUNK]
-        online_raw[start : start + len(chunk)] = online.score_many(chunk)
-        online.learn_many(chunk)
-
+    online, online_raw = _warm_up_online(ONLINE_DETECTORS[online_detector](), X)
     model = Ensemble(
         iforest=iforest,
         online=online,
@@ -107,7 +94,29 @@ def train(
     score = model.combine(iforest_raw, online_raw)
     model.threshold = float(np.quantile(score, 1.0 - alert_rate))
 
-    report = {
+    report = _report(df, model, source=source, online_detector=online_detector, alert_rate=alert_rate)
+    if "is_fraud" in df:
+        report["training_quality"] = evaluate(df["is_fraud"].to_numpy(), score, score >= model.threshold)
+    model.metadata = report
+    return model, report
+
+
+def _warm_up_online(online: Detector, X: np.ndarray) -> tuple[Detector, np.ndarray]:
+    """The online detector sees the window as a stream: score each chunk, then learn it.
+
+    Returns the detector and its scores, each computed before the chunk was learned.
+    """
+    online_raw = np.empty(len(X))
+    for start in range(0, len(X), _ONLINE_WARMUP_CHUNK):
+        chunk = X[start : start + _ONLINE_WARMUP_CHUNK]
+        online_raw[start : start + len(chunk)] = online.score_many(chunk)
+        online.learn_many(chunk)
+    return online, online_raw
+
+
+def _report(df: pd.DataFrame, model: Ensemble, *, source: str, online_detector: str, alert_rate: float) -> dict:
+    """The model's metadata: its version, what it was trained on, how, and with which libraries."""
+    return {
         "version": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "trained_at": datetime.now(UTC).isoformat(),
         "training_data": {
@@ -118,7 +127,7 @@ def train(
         },
         "features": list(FEATURE_NAMES),
         "online_detector": online_detector,
-        "iforest_weight": iforest_weight,
+        "iforest_weight": model.iforest_weight,
         "alert_rate": alert_rate,
         "threshold": model.threshold,
         "versions": {
@@ -128,25 +137,3 @@ def train(
             "numpy": np.__version__,
         },
     }
-    if "is_fraud" in df:
-        report["training_quality"] = evaluate(df["is_fraud"].to_numpy(), score, score >= model.threshold)
-    model.metadata = report
-    return model, report
-
-
-def save(model: Ensemble, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, directory / "model.joblib")
-    (directory / "model.json").write_text(json.dumps(model.metadata, indent=2))
-    return directory
-
-
-def load(directory: Path) -> Ensemble:
-    path = directory / "model.joblib"
-    if not path.exists():
-        raise FileNotFoundError(f"no trained model at {path}: run `txguard train` first")
-    model = joblib.load(path)
-    expected = model.metadata.get("features")
-    if expected is not None and tuple(expected) != FEATURE_NAMES:
-        raise ValueError(f"model at {path} was trained on other features: retrain it")
-    return model

@@ -6,18 +6,15 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from producer.cards import CardProtector
 from producer.encode import EncodedBlock, encode_events
+from producer.options import ReplayOptions
 from producer.source import CsvSource
 from producer.validate import TransNumSet, validate
-
-if TYPE_CHECKING:
-    from producer.replay import ReplayOptions
 
 Reject = tuple[int | None, dict | str, list[str]]  # (line, the row or its text, reasons)
 

@@ -11,9 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from producer.blocks import Prepared, prefetch, prepare_blocks
@@ -21,6 +19,7 @@ from producer.cards import CardProtector
 from producer.checkpoint import ReplayCheckpoint
 from producer.encode import EncodedBlock
 from producer.labels import LabelScheduler, PendingLabel
+from producer.options import ReplayOptions
 from producer.pacing import Pacer
 from producer.progress import ReplayStats
 from producer.rejects import Rejects
@@ -31,21 +30,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 2.0  # a checkpoint flushes the producer: not after every block
 PROGRESS_EVERY_S = 1.0
-
-
-@dataclass
-class ReplayOptions:
-    speed: float | None = None  # x event time; None with rate None = as fast as possible
-    rate: float | None = None  # events per second
-    start: datetime | None = None
-    end: datetime | None = None
-    limit: int | None = None
-    labels: bool = True
-    label_delay: timedelta = timedelta(days=7)
-    resume_after_line: int = 0
-    resume_labels: list = field(default_factory=list)  # labels still pending at the checkpoint
-    quarantine: Path | None = None
-    checkpoint: Path | None = None
 
 
 @dataclass(frozen=True)

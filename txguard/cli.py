@@ -143,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def train_model(settings: Settings, location: str, until: datetime | None, clients=None) -> dict:
-    from model.train import save, train
+    from model.registry import save
+    from model.train import train
     from producer.cards import CardProtector
     from producer.history import load_history
 
@@ -220,25 +221,26 @@ def build_service(settings: Settings, which: str):
     producer = clients.producer()
     if which == "persist":
         from consumers.persist import PersistService
-        from consumers.sinks import PostgresSink
+        from consumers.postgres import PostgresSink
 
         topics = {spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
         return PersistService(topics, PostgresSink(clients.pg)), clients, producer
+    from consumers.card_state import BehaviorStore
     from consumers.scorer import ScorerService
-    from consumers.sinks import BehaviorStore
-    from model.train import load
+    from model.registry import ModelRegistry
 
+    registry = ModelRegistry(settings.model_dir)
     service = ScorerService(
         settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
-        BehaviorStore(clients.dynamodb(), settings.behavior_table), load(settings.model_dir), producer,
+        BehaviorStore(clients.dynamodb(), settings.behavior_table), registry.load(), producer,
         threshold=settings.alert_threshold,
-        online_checkpoint=settings.model_dir / f"online.{settings.namespace or 'default'}.joblib",
+        online_checkpoint=registry.online_checkpoint(settings.namespace),
     )  # fmt: skip
     return service, clients, producer
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from consumers.loop import run
+    from streaming.loop import run
     from streaming.signals import install_signal_handlers
 
     settings = settings_from(args)
@@ -250,9 +252,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     stats = run(service, clients.consumer(service.name), producer, settings.topic(DLQ),
                 batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s, stop=stop,
                 commit_interval_s=settings.commit_interval_s, on_assign=lambda _partitions: ready.touch())  # fmt: skip
-    ready.unlink(missing_ok=True)
-    if hasattr(service, "save_online"):
-        service.save_online()
+    ready.unlink(missing_ok=True)  # the loop closed the service (the scorer saved its online detector)
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
              service.name, stats.messages, stats.batches, stats.dead_lettered)  # fmt: skip
     return 0
@@ -313,6 +313,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     import orjson
 
+    from streaming.message import value_of
+    from streaming.reader import read_to_end
+
     settings = settings_from(args)
     clients = clients_for(settings)
     group = f"alerts-viewer-{os.getpid()}"
@@ -321,8 +324,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     shown = 0
     print(f"{'time':19}  {'card':19} {'amount':>10}  {'category':14} {'score':>5}  reason")
     try:
-        for msg in _read_to_end(consumer, settings.topic(ALERTS), follow=args.follow):
-            a = orjson.loads(msg.value())
+        for msg in read_to_end(consumer, settings.topic(ALERTS), follow=args.follow):
+            a = orjson.loads(value_of(msg))
             print(f"{a['event_time'][:19]:19}  {a['card_masked']:19} {a['amt']:>10,.2f}  {a['category']:14} "
                   f"{a['score']:5.3f}  {a['reason']}", flush=True)  # fmt: skip
             shown += 1
@@ -335,38 +338,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_to_end(consumer, topic: str, follow: bool = False):
-    """Every message of ``topic``, until the end of each partition (or forever with ``follow``)."""
-    from confluent_kafka import KafkaError
-
-    consumer.subscribe([topic])
-    ended: set[int] = set()
-    idle_polls = 0
-    while True:
-        msg = consumer.poll(1.0)
-        if msg is None:
-            idle_polls += 1
-            if not follow and (
-                idle_polls >= 10 or (consumer.assignment() and len(ended) >= len(consumer.assignment()))
-            ):
-                return
-            continue
-        idle_polls = 0
-        if msg.error():
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                ended.add(msg.partition())
-                if not follow and len(ended) >= len(consumer.assignment()):
-                    return
-            continue
-        yield msg
-
-
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Count the dead-lettered messages by reason and list the latest ones."""
     from collections import Counter
 
     from producer.cards import redact
     from schemas.events import DeadLetter
+    from streaming.reader import read_to_end
 
     settings = settings_from(args)
     consumer = clients_for(settings).consumer(
@@ -375,8 +353,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     latest: list[tuple[str, str]] = []
     try:
-        for msg in _read_to_end(consumer, settings.topic(DLQ)):
-            record = DeadLetter.from_headers(msg.headers())
+        for msg in read_to_end(consumer, settings.topic(DLQ)):
+            record = DeadLetter.from_headers(msg.headers())  # type: ignore[arg-type]  # values are bytes
             counts[record.kind] += 1
             latest = (latest + [(record.where, redact(record.reason))])[-args.list :]
     finally:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.loop import run
 from schemas.topics import DLQ
+from streaming.loop import run
 from txguard import stack
 from txguard.clients import Clients, setup
 from txguard.settings import Settings

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from model.train import save, train
+from model.registry import save
+from model.train import train
 from producer.cards import CardProtector
 from producer.generator import generate
 from producer.history import load_history

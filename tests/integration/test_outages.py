@@ -12,9 +12,10 @@ from datetime import date, datetime
 
 import pytest
 
+from consumers.card_state import BehaviorStore
 from consumers.persist import PersistService
+from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
-from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from producer.cards import CardProtector
 from producer.generator import generate

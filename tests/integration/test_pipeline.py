@@ -9,15 +9,16 @@ import threading
 
 import pytest
 
+from consumers.card_state import BehaviorStore
 from consumers.persist import PersistService
+from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
-from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
 from producer.cards import CardProtector
 from producer.history import load_history
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
+from schemas.topics import ALERTS, ALL_TOPICS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, read_topic, wait_for
 from txguard.cli import card_key
@@ -96,7 +97,7 @@ def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
 def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, kaggle_csv):
     pans = {r["cc_num"].encode() for r in csv.DictReader(kaggle_csv.open())}
     settings = clients.settings
-    for spec in (TRANSACTIONS, SCORES, ALERTS, LABELS, DLQ):
+    for spec in ALL_TOPICS:
         for m in read_topic(clients, settings.topic(spec)):
             assert not set(PAN_RUN.findall(m.value or b"")) & pans
             assert not set(PAN_RUN.findall(m.key or b"")) & pans

@@ -34,11 +34,12 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from consumers.card_state import BehaviorStore
 from consumers.persist import PersistService
+from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
-from consumers.sinks import BehaviorStore, PostgresSink
 from model.train import train
-from schemas.events import TransactionEvent
+from schemas.events import DeadLetter, TransactionEvent
 from schemas.source import CATEGORIES
 from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.integration.conftest import pg_count, read_topic, wait_for
@@ -513,25 +514,27 @@ def test_every_poison_message_is_dead_lettered_once_per_service_with_a_reason(cl
     by_position = {poisoned.poison_position[i]: p for i, p in enumerate(poisoned.poison)}
     records = read_topic(clients, clients.settings.topic(DLQ))
     seen: Counter = Counter()
+    by_service: Counter = Counter()
     wrong = []
     for r in records:
         h = {k: v for k, v in r.headers}
-        position = (int(h["source_partition"]), int(h["source_offset"]))
+        record = DeadLetter.from_headers(r.headers)
+        position = (record.partition, record.offset)
         seen[position] += 1
+        by_service[record.service] += 1
         original = by_position.get(position)
         if (
-            h["source_topic"].decode() != source_topic
+            record.source != source_topic
             or original is None
             or r.value != original.value
             or r.key != original.key
             or not h.get("error_class")
-            or not h.get("error")
+            or not h.get("reason")
         ):
             wrong.append((position, h, r.value and r.value[:80]))
     assert not wrong, f"{len(wrong)} DLQ records do not match a poison message: {wrong[:5]}"
-    # The headers do not say which service dead-lettered a record, so "once per service"
-    # is checked as "exactly as many times as there are consuming services".
     assert seen == Counter({p: len(CONSUMING_SERVICES) for p in by_position})
+    assert by_service == Counter({name: len(poisoned.poison) for name in CONSUMING_SERVICES})
     assert len(records) == len(CONSUMING_SERVICES) * len(poisoned.poison)
 
 

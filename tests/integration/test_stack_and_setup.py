@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from schemas.topics import ALL_TOPICS
 from txguard import stack
 from txguard.clients import setup
 from txguard.settings import Settings
@@ -20,8 +21,8 @@ def test_setup_twice_changes_nothing(clients):
         assert cur.fetchall() == [(1, "001_tables.sql"), (2, "002_views.sql")]
     conn.close()
     topics = clients.admin().list_topics(timeout=10).topics
-    for name in ("transactions", "scores", "alerts", "labels", "txguard.dlq"):
-        assert len(topics[clients.settings.topic(name)].partitions) == clients.settings.partitions
+    for spec in ALL_TOPICS:
+        assert len(topics[clients.settings.topic(spec)].partitions) == clients.settings.partitions
 
 
 def test_a_port_in_use_is_a_one_line_error(tmp_path):

@@ -1,0 +1,127 @@
+"""Per-card behaviour state: the in-memory cache of the cards this process owns, and
+their store in DynamoDB (one item per card, fenced writes, per-card watermarks).
+
+The item shape is ``schemas.behavior``'s; the state itself is ``model.behavior``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from model.behavior import CardBehavior
+from schemas.behavior import STATE_PROJECTION, decode_state, encode_item, key
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
+})  # fmt: skip
+
+
+class BehaviorCache(OrderedDict[str, CardBehavior]):
+    """Card states of the partitions this process owns, least recently used first out.
+
+    States changed since the last checkpoint are ``dirty`` and never evicted.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.dirty: set[str] = set()
+
+    def touch(self, tokens: list[str]) -> None:
+        for t in tokens:
+            self.move_to_end(t)
+        self.dirty.update(tokens)
+        excess = len(self) - self.capacity
+        if excess > 0:
+            evict = []
+            for t in self:  # oldest first; stop as soon as enough clean states are found
+                if t not in self.dirty:
+                    evict.append(t)
+                    if len(evict) == excess:
+                        break
+            for t in evict:
+                del self[t]
+
+    def clear(self) -> None:
+        super().clear()
+        self.dirty.clear()
+
+
+def behavior_item(card_token: str, state: CardBehavior, version: int | None = None) -> dict:
+    """The DynamoDB item of one card (``schemas.behavior``'s codec), at ``version``."""
+    return encode_item(card_token, state.to_dict(), state.std, state.version if version is None else version)
+
+
+class StaleStateError(Exception):
+    """Another writer updated a card since this process loaded it: reload and retry."""
+
+
+class BehaviorStore:
+    """Per-card behaviour in DynamoDB: batched reads, one write per touched card per batch."""
+
+    def __init__(self, client: Any, table: str, concurrency: int = 8):
+        self.client = client
+        self.table = table
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ddb-put")
+
+    @staticmethod
+    def is_transient(exc: Exception) -> bool:
+        if isinstance(exc, BotoCoreError):  # endpoint unreachable, timeouts
+            return True
+        if isinstance(exc, ClientError):
+            return exc.response.get("Error", {}).get("Code", "") in TRANSIENT_CODES
+        return False
+
+    def load_many(self, tokens: Iterable[str]) -> dict[str, CardBehavior]:
+        keys = [key(t) for t in tokens]
+        found: dict[str, CardBehavior] = {}
+        for start in range(0, len(keys), 100):
+            request: dict = {self.table: {"Keys": keys[start : start + 100], **STATE_PROJECTION}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    token, state = decode_state(item)
+                    found[token] = CardBehavior.from_dict(state)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def save_many(self, states: dict[str, CardBehavior]) -> None:
+        """Write every touched card once, fenced by its version.
+
+        Each item is put only if its stored version is the one this process loaded
+        (or it does not exist yet), and the version is bumped: a scorer that lost the
+        card's partition in a rebalance, and still holds old state, gets
+        :class:`StaleStateError` instead of overwriting newer aggregates.
+        Conditional PutItem, not BatchWriteItem (which takes no conditions) nor
+        TransactWriteItems (twice the write cost); the calls run concurrently.
+        """
+        futures = [self._pool.submit(self._put, token, state) for token, state in states.items()]
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
+        if errors:
+            stale = [e for e in errors if isinstance(e, StaleStateError)]
+            raise (stale or errors)[0]
+
+    def _put(self, token: str, state: CardBehavior) -> None:
+        expected = state.version
+        condition: dict[str, Any]
+        if expected == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(card_token)"}
+        else:
+            condition = {"ConditionExpression": "version = :v",
+                         "ExpressionAttributeValues": {":v": {"N": str(expected)}}}  # fmt: skip
+        try:
+            self.client.put_item(TableName=self.table, Item=behavior_item(token, state, expected + 1), **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise StaleStateError(f"card {token[:8]}... changed under this scorer (rebalance?)") from exc
+            raise
+        state.version = expected + 1

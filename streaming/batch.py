@@ -1,0 +1,88 @@
+"""One micro-batch: decode it, apply it, and keep a poison message from stopping it.
+
+Errors are data here: a message that cannot be decoded, or that the service's sinks
+refuse for good, goes to the dead-letter topic with where it came from and why, and
+the batch carries on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.events import DeadLetter
+from streaming.deadletter import dead_letter
+from streaming.message import offset_of, partition_of, topic_of
+from streaming.retry import Retry, first_line
+from streaming.service import Decoded, Rewind, Service
+from streaming.stats import LoopStats
+
+log = logging.getLogger(__name__)
+
+
+class BatchProcessor:
+    """Decodes and applies micro-batches for ``service``; bad messages to ``dlq_topic``."""
+
+    def __init__(self, service: Service, producer: Producer, dlq_topic: str, retry: Retry, stats: LoopStats):
+        self.service, self.producer, self.dlq_topic = service, producer, dlq_topic
+        self.retry, self.stats = retry, stats
+
+    def decode(self, messages: list[Message]) -> tuple[list[Decoded], dict[tuple[str, int], int]]:
+        """The decoded messages, and the next offset of every partition seen (dead letters included)."""
+        batch: list[Decoded] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.error("consume error: %s", error)
+                continue
+            offsets[(topic_of(message), partition_of(message))] = offset_of(message) + 1
+            try:
+                batch.append(Decoded(message, self.service.decode(message)))
+            except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault
+                self.dead_letter(message, exc)
+        return batch, offsets
+
+    def process(self, batch: list[Decoded]) -> bool:
+        """Apply ``batch``; False if asked to stop during an outage (nothing of it is committed)."""
+        if not batch:
+            return True
+        try:
+            return self.retry(partial(self.service.process, batch))
+        except Rewind:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a valid message the sink still refuses
+            log.error("%s: batch failed (%s: %s); isolating the message that breaks it",
+                      self.service.name, type(exc).__name__, first_line(exc))  # fmt: skip
+            return self.process_one_by_one(batch)
+
+    def process_one_by_one(self, batch: list[Decoded]) -> bool:
+        """Process each message alone; one the sink refuses for good goes to the DLQ.
+
+        A poison message must not stop its partition. Messages already applied before
+        the failure are no-ops the second time (idempotent sinks, watermarks).
+        """
+        for d in batch:
+            try:
+                if not self.retry(partial(self.service.process, [d])):
+                    return False
+            except Rewind:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.dead_letter(d.message, exc)
+        return True
+
+    def dead_letter(self, message: Message, exc: Exception) -> None:
+        record = DeadLetter(
+            service=self.service.name,
+            source=topic_of(message),
+            partition=partition_of(message),
+            offset=offset_of(message),
+            error_class=type(exc).__name__,
+            reason=str(exc),
+        )
+        dead_letter(self.producer, self.dlq_topic, message.value(), message.key(), record)
+        self.stats.dead_lettered += 1

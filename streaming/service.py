@@ -1,0 +1,46 @@
+"""What the consumer loop asks of a service, and what it hands it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message and the event its service decoded from it."""
+
+    message: Message
+    event: Any
+
+
+class Rewind(Exception):
+    """The service's state is stale (another consumer wrote after it): start over
+    from the last committed offsets with fresh state."""
+
+
+class Service(Protocol):
+    """A consumer service: user logic and its sinks, run by :func:`streaming.loop.run`."""
+
+    name: str
+    topics: list[str]
+
+    def decode(self, message: Message) -> Any:
+        """Parse and validate one message; raise to dead-letter it."""
+
+    def process(self, batch: list[Decoded]) -> None:
+        """Apply the batch; its effects may stay in memory until ``flush``."""
+
+    def flush(self) -> None:
+        """Make every effect of the processed batches durable (a checkpoint)."""
+
+    def is_transient(self, exc: Exception) -> bool:
+        """Whether ``process`` failed because a dependency is down (retry) or for good."""
+
+    def on_revoke(self) -> None:
+        """Partitions are moving to another consumer: drop state cached for them."""
+
+    def close(self) -> None:
+        """The loop has stopped: keep what should outlive the process (the loop's last call)."""

@@ -1,0 +1,79 @@
+"""Card state: the scorer's cache of the cards it owns, and their DynamoDB items."""
+
+from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError, behavior_item
+from model.behavior import CardBehavior
+from schemas.behavior import decode_state
+
+
+def test_cache_evicts_least_recently_used_but_never_unsaved_states():
+    cache = BehaviorCache(capacity=2)
+    for token in ("a", "b", "c"):
+        cache[token] = CardBehavior()
+    cache.touch(["a", "b", "c"])  # all three changed since the last checkpoint
+    assert set(cache) == {"a", "b", "c"}
+    cache.dirty.clear()  # a checkpoint wrote them
+    cache["d"] = CardBehavior()
+    cache.touch(["d"])
+    assert list(cache) == ["c", "d"]
+
+
+class FakeDynamoDB:
+    """The two calls the store makes, with PutItem's two conditions."""
+
+    def __init__(self):
+        self.items: dict[str, dict] = {}
+
+    def batch_get_item(self, RequestItems):  # noqa: N803 - boto3's names
+        ((table, request),) = RequestItems.items()
+        found = [self.items[k["card_token"]["S"]] for k in request["Keys"] if k["card_token"]["S"] in self.items]
+        return {"Responses": {table: found}}
+
+    def put_item(self, TableName, Item, ConditionExpression, ExpressionAttributeValues=None):  # noqa: N803
+        stored = self.items.get(Item["card_token"]["S"])
+        if ConditionExpression == "attribute_not_exists(card_token)":
+            ok = stored is None
+        else:
+            ok = stored is not None and stored["version"] == ExpressionAttributeValues[":v"]
+        if not ok:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "PutItem")
+        self.items[Item["card_token"]["S"]] = Item
+
+
+def card(*amounts: float) -> CardBehavior:
+    state = CardBehavior()
+    for i, amt in enumerate(amounts):
+        state.apply(1_546_300_800 + 60 * i, amt, "travel", (0, i))
+    return state
+
+
+def test_states_round_trip_through_the_store_with_readable_aggregates():
+    db = FakeDynamoDB()
+    store = BehaviorStore(db, "customer_behavior")
+    store.save_many({"a" * 32: card(10.0, 30.0)})
+    item = db.items["a" * 32]
+    assert (item["txn_count"], item["amount_sum"], item["watermark_offset"]) == ({"N": "2"}, {"N": "40"}, {"N": "1"})
+    assert item == behavior_item("a" * 32, card(10.0, 30.0), 1)
+    loaded = store.load_many(["a" * 32, "b" * 32])
+    assert list(loaded) == ["a" * 32] and loaded["a" * 32].count == 2 and loaded["a" * 32].version == 1
+    assert decode_state(item)[1] == loaded["a" * 32].to_dict()
+
+
+def test_a_writer_holding_an_old_state_is_fenced_off():
+    db = FakeDynamoDB()
+    mine, theirs = BehaviorStore(db, "t"), BehaviorStore(db, "t")
+    mine.save_many({"c" * 32: card(5.0)})
+    stale = mine.load_many(["c" * 32])["c" * 32]
+    fresh = theirs.load_many(["c" * 32])["c" * 32]
+    fresh.apply(1_546_400_000, 7.0, "travel", (0, 5))
+    theirs.save_many({"c" * 32: fresh})  # the new owner of the partition wrote first
+    stale.apply(1_546_400_000, 9.0, "travel", (0, 5))
+    try:
+        mine.save_many({"c" * 32: stale})
+    except StaleStateError:
+        pass
+    else:
+        raise AssertionError("a stale writer overwrote newer aggregates")
+    assert db.items["c" * 32]["amount_max"] == {"N": "7"}
+    assert stale.version == 1  # not bumped: the write did not happen

@@ -1,0 +1,107 @@
+"""The scorer: scores and alerts as the schema defines them, and its online detector checkpoint."""
+
+import copy
+
+import numpy as np
+import orjson
+
+from consumers.scorer import ScorerService
+from model.behavior import CardBehavior
+from model.features import Txn, epoch_seconds, featurize
+from model.registry import OnlineCheckpoint
+from model.train import feature_matrix, train
+from producer.cards import CardProtector
+from producer.encode import encode_events
+from producer.history import load_history
+from producer.source import CsvSource
+from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
+from streaming.service import Decoded
+from tests.unit.streaming.kafka_fakes import FakeMessage, FakeProducer
+
+PROTECTOR = CardProtector(b"unit-test-key-0123456789")
+
+
+def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    checkpoint = OnlineCheckpoint(tmp_path / "online.joblib")
+    first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
+    X = feature_matrix(history, model.category_medians)
+    first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
+    first.save_online()
+
+    fresh, _ = train(history)
+    fresh.metadata["version"] = model.version
+    second = ScorerService("t", "s", "a", store=None, model=fresh, producer=None, online_checkpoint=checkpoint)
+    assert np.allclose(second.model.online.score_many(X), first.model.online.score_many(X))
+
+    other, _ = train(history)
+    other.metadata["version"] = "another-model"
+    third = ScorerService("t", "s", "a", store=None, model=other, producer=None, online_checkpoint=checkpoint)
+    assert not np.allclose(third.model.online.score_many(X), first.model.online.score_many(X))
+
+
+class MemoryStore:
+    """The scorer's DynamoDB boundary, in memory."""
+
+    def __init__(self):
+        self.saved: dict[str, CardBehavior] = {}
+
+    def load_many(self, tokens):
+        return {t: self.saved[t] for t in tokens if t in self.saved}
+
+    def save_many(self, states):
+        self.saved.update(states)
+
+
+def transaction_messages(path) -> list[FakeMessage]:
+    """The file's rows as the producer publishes them, at made-up Kafka positions."""
+    chunk = next(CsvSource(str(path)).chunks())
+    block = encode_events(chunk.batch, chunk.lines, PROTECTOR)
+    return [FakeMessage(partition_=i % 3, offset_=i // 3, value_=v, key_=k)
+            for i, (v, k) in enumerate(zip(block.events, block.keys, strict=True))]  # fmt: skip
+
+
+def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_defines(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    reference = copy.deepcopy(model)
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer, threshold=0.95)
+    messages = transaction_messages(kaggle_csv)
+    batches = [messages[:250], messages[250:]]
+    for batch in batches:
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])
+
+    events = [TransactionEvent.model_validate_json(m.value()) for m in messages]
+    sent = {topic: [p for p in producer.produced if p["topic"] == topic] for topic in ("scores", "alerts")}
+    scores = [ScoreEvent.model_validate_json(p["value"]) for p in sent["scores"]]
+    alerts = [AlertEvent.model_validate_json(p["value"]) for p in sent["alerts"]]
+    assert [s.trans_num for s in scores] == [e.trans_num for e in events]
+    assert [p["key"] for p in sent["scores"]] == [e.card_token.encode() for e in events]
+    assert all(list(orjson.loads(p["value"])) == list(ScoreEvent.model_fields) for p in sent["scores"])
+    assert all(list(orjson.loads(p["value"])) == list(AlertEvent.model_fields) for p in sent["alerts"])
+
+    # The values are the model's, computed from the card states before each event.
+    states: dict[str, CardBehavior] = {}
+    expected = []
+    for batch in batches:
+        txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+                    (m.partition(), m.offset()), e.trans_num)
+                for m in batch for e in [TransactionEvent.model_validate_json(m.value())]]  # fmt: skip
+        expected.append(reference.score_batch(featurize(txns, states, reference.category_medians), 0.95))
+    assert [s.score for s in scores] == np.concatenate([r.score for r in expected]).tolist()
+    assert [s.iforest_score for s in scores] == np.concatenate([r.iforest for r in expected]).tolist()
+    assert [s.online_score for s in scores] == np.concatenate([r.online for r in expected]).tolist()
+    assert [s.flagged for s in scores] == np.concatenate([r.flagged for r in expected]).tolist()
+    assert all(s.model_version == model.version and (s.reason != "") == s.flagged for s in scores)
+
+    flagged = {s.trans_num: s for s in scores if s.flagged}
+    assert alerts and [a.trans_num for a in alerts] == list(flagged)
+    by_id = {e.trans_num: e for e in events}
+    for a, p in zip(alerts, sent["alerts"], strict=True):
+        e, s = by_id[a.trans_num], flagged[a.trans_num]
+        assert (a.card_token, a.card_masked, a.event_time, a.amt, a.category, a.merchant) == (
+            e.card_token, e.card_masked, e.event_time, e.amt, e.category, e.merchant)  # fmt: skip
+        assert (a.score, a.reason, a.model_version) == (s.score, s.reason, s.model_version)
+        assert p["key"] == e.card_token.encode()
+    assert (scorer.scored, scorer.alerted) == (len(events), len(alerts))

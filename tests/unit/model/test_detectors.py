@@ -1,0 +1,165 @@
+"""Every detector, and the ensemble, through the same checks (in the manner of river's
+``test_estimators.py``): higher means more anomalous, scoring comes before learning and
+does not learn, a seed makes it deterministic, and its state survives the registry."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.detectors import HalfSpaceTreesDetector, IsolationForestDetector, OnlineStandardizedDetector
+from model.ensemble import Ensemble
+from model.features import FEATURE_NAMES
+from model.registry import ModelRegistry, read_joblib, write_joblib
+from model.train import feature_matrix, train
+from producer.cards import CardProtector
+from producer.history import load_history
+from producer.source import CsvSource
+from tests.conftest import FIXTURES
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to fit one kind of estimator and score without learning with it."""
+
+    name: str
+    fit: Callable[[int], Any]  # seed -> fitted estimator
+    score: Callable[[Any, np.ndarray], np.ndarray]  # scores of rows, no learning
+    learn: Callable[[Any, np.ndarray], None]
+    save_load: Callable[[Any, Any], Any]  # (estimator, tmp_path) -> the estimator back from disk
+
+
+_history = load_history(CsvSource(str(FIXTURES / "kaggle_rows2301_2900.csv")), CardProtector(b"unit-test-key-0123"))
+HISTORY = _history.sort_values("event_time", kind="stable").reset_index(drop=True)
+MEDIANS = {k: float(v) for k, v in HISTORY.groupby("category")["amt"].median().items()}
+X = feature_matrix(HISTORY, MEDIANS)
+TRAIN, FRESH = X[:450], X[450:]
+
+
+def outlier() -> np.ndarray:
+    """A typical row made extreme: a huge amount for the card, at night, in a burst."""
+    row = np.median(X, axis=0)
+    extreme = {
+        "log_amt": np.log1p(25_000),
+        "amt_to_card_mean": 300.0,
+        "amt_zscore": 80.0,
+        "amt_to_card_category_mean": 300.0,
+        "amt_to_category_median": 300.0,
+        "night": 1.0,
+        "hour": 3.0,
+        "count_1h": 12.0,
+        "log_sum_1h": np.log1p(60_000),
+        "count_24h": 30.0,
+        "log_sum_24h": np.log1p(90_000),
+    }
+    for name, value in extreme.items():
+        row[FEATURE_NAMES.index(name)] = value
+    return row[None, :]
+
+
+def _learned(detector: Any) -> Any:
+    detector.learn_many(TRAIN)
+    return detector
+
+
+def _round_trip(estimator: Any, tmp_path: Any) -> Any:
+    return read_joblib(write_joblib(estimator, tmp_path / "estimator.joblib"))
+
+
+def _ensemble_round_trip(model: Ensemble, tmp_path: Any) -> Ensemble:
+    registry = ModelRegistry(tmp_path / "models")
+    registry.save(model)
+    return registry.load()
+
+
+def _ensemble_score(model: Ensemble, rows: np.ndarray) -> np.ndarray:
+    return model.combine(model.iforest.score_many(rows), model.online.score_many(rows))
+
+
+def _detector_case(name: str, fit: Callable[[int], Any]) -> Case:
+    return Case(name, fit, lambda d, rows: d.score_many(rows), lambda d, rows: d.learn_many(rows), _round_trip)
+
+
+CASES = [
+    _detector_case("iforest", lambda seed: IsolationForestDetector(random_state=seed).fit(TRAIN)),
+    _detector_case("zscore", lambda seed: _learned(OnlineStandardizedDetector())),
+    _detector_case("hst", lambda seed: _learned(HalfSpaceTreesDetector(seed=seed))),
+    Case(
+        "ensemble",
+        lambda seed: train(HISTORY.iloc[:450], random_state=seed)[0],
+        _ensemble_score,
+        lambda m, rows: m.online.learn_many(rows),
+        _ensemble_round_trip,
+    ),
+]
+DETECTORS = [c for c in CASES if c.name != "ensemble"]
+
+
+@pytest.fixture(params=CASES, ids=lambda c: c.name)
+def case(request) -> Case:
+    return request.param
+
+
+def test_higher_score_means_more_anomalous(case: Case):
+    estimator = case.fit(0)
+    typical = case.score(estimator, FRESH)
+    assert case.score(estimator, outlier())[0] > np.quantile(typical, 0.99)
+
+
+def test_scoring_does_not_learn(case: Case):
+    estimator = case.fit(0)
+    first = case.score(estimator, FRESH)
+    assert np.array_equal(case.score(estimator, FRESH), first)
+
+
+def test_a_score_is_computed_before_the_event_is_learned(case: Case):
+    estimator = case.fit(0)
+    untouched = copy.deepcopy(estimator)
+    scores = []
+    for row in FRESH[:20]:  # prequential: score the event, then learn it
+        scores.append(case.score(estimator, row[None, :])[0])
+        case.learn(estimator, row[None, :])
+    expected = []
+    for row in FRESH[:20]:
+        expected.append(case.score(untouched, row[None, :])[0])
+        case.learn(untouched, row[None, :])
+    assert scores == expected
+
+
+@pytest.mark.parametrize("case", DETECTORS, ids=lambda c: c.name)
+def test_one_event_and_batch_forms_agree(case: Case):
+    detector = case.fit(0)
+    rows = FRESH[:10]
+    one = [detector.score_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in rows]
+    assert np.allclose(one, detector.score_many(rows), rtol=1e-12, atol=1e-12)
+
+
+def test_the_ensemble_returns_scores_from_before_its_online_learning():
+    model = train(HISTORY.iloc[:450], random_state=0)[0]
+    before = copy.deepcopy(model)
+    result = model.score_batch(FRESH)
+    assert np.array_equal(result.online, before.online.score_many(FRESH))
+    assert np.array_equal(result.score, _ensemble_score(before, FRESH))
+    assert not np.array_equal(model.online.score_many(FRESH), result.online)  # and then it learned
+    learned_only_normal = copy.deepcopy(before)
+    learned_only_normal.online.learn_many(FRESH[~result.flagged])
+    assert np.array_equal(model.online.score_many(FRESH), learned_only_normal.online.score_many(FRESH))
+
+
+def test_deterministic_for_a_seed(case: Case):
+    assert np.array_equal(case.score(case.fit(7), FRESH), case.score(case.fit(7), FRESH))
+
+
+def test_state_survives_save_and_load(case: Case, tmp_path):
+    estimator = case.fit(0)
+    case.learn(estimator, FRESH[:50])
+    back = case.save_load(estimator, tmp_path)
+    assert np.array_equal(case.score(back, FRESH), case.score(estimator, FRESH))
+    case.learn(back, FRESH[50:])  # and it keeps learning from where it was
+    case.learn(estimator, FRESH[50:])
+    assert np.array_equal(case.score(back, FRESH), case.score(estimator, FRESH))
