@@ -97,6 +97,8 @@ def _bare_consume_copy(clients: Clients, expected: int) -> float:
     """The floor: consume the topic and COPY the raw JSON into a one-column table."""
     from confluent_kafka import TopicPartition
 
+    from streaming.message import offset_of, partition_of, topic_of, value_of
+
     conn = clients.pg()
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS bare_copy (doc text)")
@@ -112,15 +114,16 @@ def _bare_consume_copy(clients: Clients, expected: int) -> float:
         if not msgs:
             continue
         t0 = t0 or time.perf_counter()
-        buf = io.StringIO("".join(m.value().decode().replace("\\", "\\\\") + "\n" for m in msgs if not m.error()))
+        buf = io.StringIO("".join(value_of(m).decode().replace("\\", "\\\\") + "\n" for m in msgs if not m.error()))
         with conn.cursor() as cur:
             cur.copy_expert("COPY bare_copy (doc) FROM STDIN", buf)
         conn.commit()
-        consumer.commit(offsets=[TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in msgs],
+        consumer.commit(offsets=[TopicPartition(topic_of(m), partition_of(m), offset_of(m) + 1) for m in msgs],
                         asynchronous=False)  # fmt: skip
         done += len(msgs)
     consumer.close()
     conn.close()
+    assert t0 is not None
     return time.perf_counter() - t0
 
 
@@ -141,7 +144,7 @@ def bench_pipeline(settings: Settings, path: Path, train_fraction: float = 0.3) 
 
     bare_s = _bare_consume_copy(clients, events)
 
-    from txguard.cli import ready_marker
+    from txguard.supervisor import ready_marker
 
     procs = [subprocess.Popen(_txguard(settings, "consume", s)) for s in ("persist", "scorer")]
     try:

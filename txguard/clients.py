@@ -118,7 +118,10 @@ def create_topics(clients: Clients) -> list[str]:
 def migrate(clients: Clients) -> list[str]:
     """Apply ``schemas/sql/NNN_*.sql`` in order, once each, recorded in ``schema_migrations``."""
     schema = clients.settings.pg_schema
-    files = sorted(p for p in resources.files("schemas").joinpath("sql").iterdir() if p.name.endswith(".sql"))
+    files = sorted(
+        (p for p in resources.files("schemas").joinpath("sql").iterdir() if p.name.endswith(".sql")),
+        key=lambda p: p.name,
+    )
     applied = []
     conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
     try:

@@ -24,11 +24,22 @@ def render(conn, path: Path, title: str = "txguard") -> Path:
         conn, "SELECT score, is_fraud FROM scored_transactions WHERE score IS NOT NULL AND is_fraud IS NOT NULL"
     )
     threshold = _rows(conn, "SELECT min(score) FROM scores WHERE flagged")[0][0]
+    score = np.array([s for s, _ in scored], dtype=float)
+    fraud = np.array([f for _, f in scored], dtype=bool)
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     fig.suptitle(title)
+    _daily_panel(axes[0], daily)
+    _score_panel(axes[1], score, fraud, threshold)
+    _precision_recall_panel(axes[2], score, fraud, threshold)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
-    ax = axes[0]
+
+def _daily_panel(ax, daily: list[tuple]) -> None:
     if daily:
         days = [d[0] for d in daily]
         ax.plot(days, [d[1] for d in daily], color="#999999", lw=1, label="transactions")
@@ -42,10 +53,9 @@ def render(conn, path: Path, title: str = "txguard") -> Path:
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(axis="x", rotation=30)
 
-    ax = axes[1]
-    if scored:
-        score = np.array([s for s, _ in scored], dtype=float)
-        fraud = np.array([f for _, f in scored], dtype=bool)
+
+def _score_panel(ax, score: np.ndarray, fraud: np.ndarray, threshold: float | None) -> None:
+    if len(score):
         bins = np.linspace(0, 1, 51)
         ax.hist(score[~fraud], bins=bins, alpha=0.6, label="legitimate", color="#1f77b4")
         ax.hist(score[fraud], bins=bins, alpha=0.8, label="fraud", color="#d62728")
@@ -56,8 +66,9 @@ def render(conn, path: Path, title: str = "txguard") -> Path:
     ax.set_title("Ensemble score by label")
     ax.set_xlabel("score")
 
-    ax = axes[2]
-    if scored and fraud.any():
+
+def _precision_recall_panel(ax, score: np.ndarray, fraud: np.ndarray, threshold: float | None) -> None:
+    if fraud.any():
         order = np.argsort(-score)
         hits = np.cumsum(fraud[order])
         precision = hits / np.arange(1, len(order) + 1)
@@ -74,9 +85,3 @@ def render(conn, path: Path, title: str = "txguard") -> Path:
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

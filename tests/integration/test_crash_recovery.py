@@ -30,7 +30,8 @@ from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
 from schemas.topics import DLQ, LABELS, TRANSACTIONS
 from tests.integration.conftest import pg_count, pg_query, wait_for
-from txguard.cli import card_key, ready_marker
+from txguard.app import App
+from txguard.supervisor import ready_marker
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def _generated(tmp: Path, customers: int, end: date) -> Path:
 def run_crash_scenario(clients, tmp: Path, *, customers: int, end: date, kills: int, seed: int) -> int:
     settings = clients.settings
     data = _generated(tmp, customers, end)
-    protector = CardProtector(card_key(settings))
+    protector = CardProtector(App(settings).card_key())
     split = datetime(2019, 2, 1)
     model, _ = train(load_history(CsvSource(str(data)), protector, until=split))
     save(model, tmp / "model")

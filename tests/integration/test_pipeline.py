@@ -21,7 +21,7 @@ from producer.source import CsvSource
 from schemas.topics import ALERTS, ALL_TOPICS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, read_topic, wait_for
-from txguard.cli import card_key
+from txguard.app import App
 
 pytestmark = pytest.mark.integration
 PAN_RUN = re.compile(rb"(?<![0-9])[0-9]{11,19}(?![0-9])")
@@ -32,7 +32,7 @@ def replayed(clients, services, tmp_path_factory):
     """The 600-row real slice replayed through the running services."""
     settings = clients.settings
     kaggle_csv = FIXTURES / "kaggle_rows2301_2900.csv"
-    protector = CardProtector(card_key(settings))
+    protector = CardProtector(App(settings).card_key())
     model, _ = train(load_history(CsvSource(str(kaggle_csv)), protector))
     services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
                                   PostgresSink(clients.pg)), clients)  # fmt: skip

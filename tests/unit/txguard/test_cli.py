@@ -47,7 +47,7 @@ def test_unknown_choices_exit_2(argv):
 
 
 def test_printed_dsns_hide_the_password():
-    from txguard.cli import without_password
+    from txguard.console import without_password
 
     assert without_password("postgresql://txguard:s3cr%40t@db:5432/txguard?sslmode=require") == (
         "postgresql://txguard:***@db:5432/txguard?sslmode=require"

@@ -1,0 +1,293 @@
+"""The application layer: every part of txguard built from one :class:`Settings`.
+
+The CLI parses arguments into typed options, calls :class:`App` and prints; the demo
+and the benchmarks use the same methods. Nothing here prints: progress goes to
+callbacks, notices to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from schemas.events import AlertEvent, DeadLetter
+from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
+from txguard.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
+    from producer.cards import CardProtector
+    from producer.progress import ReplayStats
+    from producer.source import CsvSource
+    from streaming.service import Service
+    from streaming.stats import LoopStats
+    from txguard.clients import Clients
+    from txguard.stack import Endpoints
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = ("persist", "scorer")
+
+
+class AppError(Exception):
+    """A problem with what the user asked for: the CLI prints it as one line."""
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """What to replay and how: the replay command's options, typed."""
+
+    location: str
+    speed: float | None = None
+    rate: float | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int | None = None
+    resume: bool = False
+    labels: bool = True
+    label_delay: timedelta = timedelta(days=7)
+    quarantine: Path | None = None
+
+
+@dataclass
+class DeadLetterSummary:
+    total: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    latest: list[DeadLetter] = field(default_factory=list)
+
+
+class App:
+    """Builds clients, services, the replay and training from settings."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints | None = None):
+        self.settings = settings
+        self._endpoints = endpoints
+
+    @cached_property
+    def clients(self) -> Clients:
+        from txguard.clients import Clients
+
+        return Clients(self.settings, self._endpoints)
+
+    # --- the embedded stack and set-up ---------------------------------------------------
+
+    def stack_up(self, ports: dict[str, int] | None = None) -> Endpoints:
+        from txguard import stack
+
+        self._endpoints = stack.up(self.settings, ports)
+        self.__dict__.pop("clients", None)  # clients built before now used the old endpoints
+        return self._endpoints
+
+    def setup(self) -> dict[str, list[str]]:
+        """Topics, PostgreSQL migrations, the DynamoDB table: whatever is missing."""
+        from txguard.clients import setup
+
+        return setup(self.clients)
+
+    def reset(self) -> dict[str, list[str]]:
+        """Delete and recreate the namespace's topics, schema and table (demo runs)."""
+        from txguard.clients import teardown
+
+        teardown(self.clients)
+        return self.setup()
+
+    # --- card data -----------------------------------------------------------------------
+
+    def card_key(self) -> bytes:
+        """The tokenisation key: from settings; in local mode generated once and kept."""
+        key = self.settings.card_token_key.get_secret_value()
+        if key:
+            return key.encode()
+        if self.settings.production:
+            raise AppError("TXGUARD_CARD_TOKEN_KEY is not set: production mode will not invent a key")
+        path = self.settings.home / "card_token.key"
+        if not path.exists():
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    def protector(self) -> CardProtector:
+        from producer.cards import CardProtector
+
+        return CardProtector(self.card_key())
+
+    def source(self, location: str) -> CsvSource:
+        from producer.source import CsvSource
+
+        s3 = self.clients.s3() if location.startswith("s3://") else None
+        return CsvSource(location, s3_client=s3)
+
+    # --- training ------------------------------------------------------------------------
+
+    def train(self, location: str, until: datetime | None) -> dict[str, Any]:
+        """Train the ensemble on the rows of ``location`` before ``until``; store it."""
+        from model.registry import ModelRegistry
+        from model.train import train
+        from producer.history import load_history
+
+        history = load_history(self.source(location), self.protector(), until)
+        if history.empty:
+            raise AppError(f"no valid rows before {until} in {location} to train on")
+        model, report = train(history, source=location)
+        ModelRegistry(self.settings.model_dir).save(model)
+        return report
+
+    # --- replay --------------------------------------------------------------------------
+
+    def replay_checkpoint_path(self) -> Path:
+        return self.settings.home / f"replay.{self.settings.namespace or 'default'}.checkpoint.json"
+
+    def replay(
+        self,
+        request: ReplayRequest,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[ReplayStats], None] | None = None,
+    ) -> ReplayStats:
+        """Publish the valid rows of ``request.location``; reject the others with a reason."""
+        from producer.checkpoint import ReplayCheckpoint
+        from producer.replay import ReplayOptions, Topics, replay
+        from streaming.signals import stop_event
+
+        if not request.location.startswith("s3://"):
+            self.source(request.location).check_header()  # fail before anything is sent
+        checkpoint = self.replay_checkpoint_path()
+        saved = ReplayCheckpoint.load(checkpoint, request.location) if request.resume else None
+        if saved:
+            log.info("resuming %s after line %d (%d labels pending)", request.location, saved.line,
+                     len(saved.pending_labels))  # fmt: skip
+        options = ReplayOptions(
+            speed=request.speed, rate=request.rate, start=request.start, end=request.end, limit=request.limit,
+            labels=request.labels, label_delay=request.label_delay,
+            resume_after_line=saved.line if saved else 0, resume_labels=saved.pending_labels if saved else [],
+            quarantine=request.quarantine or self.settings.home / "quarantine.jsonl", checkpoint=checkpoint,
+        )  # fmt: skip
+        topics = Topics(self.settings.topic(TRANSACTIONS), self.settings.topic(LABELS), self.settings.topic(DLQ))
+        progress = (lambda stats, _source: on_progress(stats)) if on_progress else None
+        return replay(self.source(request.location), self.clients.producer(), topics, self.protector(), options,
+                      stop=stop or stop_event(), on_progress=progress)  # fmt: skip
+
+    # --- services ------------------------------------------------------------------------
+
+    def service(self, name: str) -> tuple[Service, Any]:
+        """The service ``name`` and the producer its loop flushes."""
+        producer = self.clients.producer()
+        if name == "persist":
+            from consumers.persist import PersistService
+            from consumers.postgres import PostgresSink
+
+            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
+            return PersistService(topics, PostgresSink(self.clients.pg)), producer
+        if name != "scorer":
+            raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
+        from consumers.card_state import BehaviorStore
+        from consumers.scorer import ScorerService
+        from model.registry import ModelRegistry
+
+        registry = ModelRegistry(self.settings.model_dir)
+        scorer = ScorerService(
+            self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
+            BehaviorStore(self.clients.dynamodb(), self.settings.behavior_table), registry.load(), producer,
+            threshold=self.settings.alert_threshold,
+            online_checkpoint=registry.online_checkpoint(self.settings.namespace),
+        )  # fmt: skip
+        return scorer, producer
+
+    def consume(self, name: str, stop: threading.Event, on_assign: Callable[[], None] | None = None) -> LoopStats:
+        """Run one service on the consumer loop until ``stop`` is set."""
+        from streaming.loop import run
+
+        service, producer = self.service(name)
+        log.info("%s: consuming %s", service.name, ", ".join(service.topics))
+        s = self.settings
+        return run(service, self.clients.consumer(service.name), producer, s.topic(DLQ), batch_size=s.batch_size,
+                   batch_wait_s=s.batch_wait_s, stop=stop, commit_interval_s=s.commit_interval_s,
+                   on_assign=(lambda _partitions: on_assign()) if on_assign else None)  # fmt: skip
+
+    # --- reading the topics --------------------------------------------------------------
+
+    def alerts(self, follow: bool = False) -> Iterator[AlertEvent]:
+        """The alerts on the topic (``follow``: only those published from now on, until stopped)."""
+        from streaming.message import value_of
+        from streaming.reader import read_to_end
+
+        consumer = self.clients.consumer(f"alerts-viewer-{os.getpid()}", **{
+            "auto.offset.reset": "latest" if follow else "earliest", "enable.partition.eof": True})  # fmt: skip
+        try:
+            for msg in read_to_end(consumer, self.settings.topic(ALERTS), follow=follow):
+                yield AlertEvent.model_validate_json(value_of(msg))
+        finally:
+            consumer.close()
+
+    def dead_letters(self, keep_latest: int = 10) -> DeadLetterSummary:
+        """Every dead letter on the topic, counted by kind, and the latest few."""
+        from streaming.reader import read_to_end
+
+        consumer = self.clients.consumer(f"dlq-viewer-{os.getpid()}",
+                                         **{"enable.partition.eof": True, "auto.offset.reset": "earliest"})  # fmt: skip
+        summary = DeadLetterSummary()
+        try:
+            for msg in read_to_end(consumer, self.settings.topic(DLQ)):
+                record = DeadLetter.from_headers(msg.headers())  # type: ignore[arg-type]  # values are bytes
+                summary.total += 1
+                summary.by_kind[record.kind] += 1
+                summary.latest = (summary.latest + [record])[-keep_latest:] if keep_latest else []
+        finally:
+            consumer.close()
+        return summary
+
+    # --- PostgreSQL ----------------------------------------------------------------------
+
+    def report(self, out: Path | None = None, title: str | None = None) -> Path:
+        """The scored history as a chart (PNG)."""
+        from txguard.report import render
+
+        out = out or self.settings.home / f"report.{self.settings.namespace or 'default'}.png"
+        conn = self.clients.pg()
+        try:
+            return render(conn, out, title=title or f"txguard ({self.settings.pg_schema})")
+        finally:
+            conn.close()
+
+    def counts(self) -> dict[str, int]:
+        """Rows stored so far: transactions, scores, labels, and alerts (flagged scores)."""
+        conn = self.clients.pg()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM scores),"
+                    " (SELECT count(*) FROM labels), (SELECT count(*) FROM scores WHERE flagged)"
+                )
+                row = cur.fetchone()
+            conn.commit()
+        finally:
+            conn.close()
+        assert row is not None
+        return dict(zip(("transactions", "scores", "labels", "alerts"), row, strict=True))
+
+    def alert_quality(self) -> dict[str, Any]:
+        """Precision and recall of the alerts against the labels received so far."""
+        conn = self.clients.pg()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT true_positives, false_positives, missed_frauds, precision, recall"
+                            " FROM alert_quality")  # fmt: skip
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        assert row is not None
+        return dict(zip(("true_positives", "false_positives", "missed_frauds", "precision", "recall"), row,
+                        strict=True))  # fmt: skip
+
+    def behavior_items(self) -> int:
+        """Items in the DynamoDB behaviour table (one per card)."""
+        ddb = self.clients.dynamodb()
+        pages = ddb.get_paginator("scan").paginate(TableName=self.settings.behavior_table, Select="COUNT")
+        return sum(page["Count"] for page in pages)

@@ -1,0 +1,61 @@
+"""What the CLI and the demo print: results turned into lines of text. Pure formatting."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from producer.progress import ReplayStats
+    from schemas.events import AlertEvent
+    from txguard.app import DeadLetterSummary
+    from txguard.stack import Endpoints
+
+
+def without_password(dsn: str) -> str:
+    """A DSN fit to print: the password, if any, replaced."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+
+
+def endpoints_text(ep: Endpoints) -> str:
+    return (f"Kafka bootstrap servers: {ep.kafka_bootstrap}\n"
+            f"PostgreSQL DSN:          {without_password(ep.postgres_dsn)}\n"
+            f"DynamoDB endpoint:       {ep.dynamodb_endpoint}\n"
+            f"S3 endpoint:             {ep.s3_endpoint}")  # fmt: skip
+
+
+def training_text(report: dict[str, Any]) -> str:
+    td = report["training_data"]
+    lines = [f"trained on {td['rows']:,} rows ({td['start']} .. {td['end']}); threshold {report['threshold']:.4f}"]
+    q = report.get("training_quality", {})
+    if q:
+        lines.append(f"  in-sample: ROC-AUC {q.get('roc_auc', float('nan')):.3f}  "
+                     f"PR-AUC {q.get('pr_auc', float('nan')):.3f}  precision {q['precision']:.3f}  "
+                     f"recall {q['recall']:.3f} at the alert threshold")  # fmt: skip
+    return "\n".join(lines)
+
+
+def replay_text(stats: ReplayStats) -> str:
+    lines = [f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_rows:,} rows; "
+             f"skipped {stats.skipped:,}; {stats.rows_per_s:,.0f} rows/s"]  # fmt: skip
+    lines += [f"  {n:>9,} rows: {reason}" for reason, n in stats.rejected.most_common()]
+    if stats.delivery_errors:
+        lines.append(f"  {stats.delivery_errors:,} deliveries FAILED: see the log; rerun with --resume")
+    return "\n".join(lines)
+
+
+ALERT_HEADER = f"{'time':19}  {'card':19} {'amount':>10}  {'category':14} {'score':>5}  reason"
+
+
+def alert_line(a: AlertEvent) -> str:
+    return (f"{a.event_time.isoformat()[:19]:19}  {a.card_masked:19} {a.amt:>10,.2f}  {a.category:14} "
+            f"{a.score:5.3f}  {a.reason}")  # fmt: skip
+
+
+def dead_letters_text(summary: DeadLetterSummary, topic: str, redact: Any) -> str:
+    lines = [f"{summary.total:,} dead-lettered messages in {topic}"]
+    lines += [f"  {n:>8,}  {kind}" for kind, n in summary.by_kind.most_common()]
+    if summary.latest:
+        lines.append("latest:")
+        lines += [f"  {r.where}  {redact(r.reason)[:160]}" for r in summary.latest]
+    return "\n".join(lines)
