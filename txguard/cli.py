@@ -156,6 +156,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from txguard.evaluate import format_report
+
+    result = app_from(args).evaluate(args.since, args.until, Path(args.png) if args.png else None, args.k)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    print(format_report(result))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import DemoOptions, run_demo
 
@@ -247,6 +259,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="chart the scored history (PNG)")
     p.add_argument("--out", help="PNG path (default <home>/report.<namespace>.png)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("evaluate", help="detection quality from PostgreSQL scores and labels")
+    p.add_argument("--since", type=_datetime, help="first event time to include")
+    p.add_argument("--until", type=_datetime, help="include events before this time")
+    p.add_argument("--k", type=int, default=5, help="cards per day for card precision@k")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--png", help="draw the ROC and PR curves of every detector to this PNG")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded stack, with a summary")
     p.add_argument("--data", help="CSV to use (default data/credit_card_transactions.csv if present, else generated)")
