@@ -8,6 +8,8 @@ Every test module gets a fresh namespace: its own topics, PostgreSQL schema and 
 from __future__ import annotations
 
 import gc
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -26,14 +28,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def stack_home(tmp_path_factory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("txguard-home")
+def stack_home() -> Iterator[Path]:
+    # A directory of its own, not under pytest's base temp: another pytest run resets
+    # that to 0700, and the PostgreSQL server user could then no longer reach its data.
+    home = Path(tempfile.mkdtemp(prefix="txguard-it-"))
     base = Settings(home=home)
     ports = {"kafka": stack.free_port(), "postgres": stack.free_port(), "moto": stack.free_port()}
-    stack.up(base, ports)
-    yield home
-    gc.collect()  # let the tests' Kafka clients go before their broker does
-    stack.down(base)
+    try:
+        stack.up(base, ports)
+        yield home
+    finally:
+        gc.collect()  # let the tests' Kafka clients go before their broker does
+        stack.down(base)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
