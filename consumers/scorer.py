@@ -87,6 +87,7 @@ class ScorerService:
         return TransactionEvent.model_validate_json(value_of(message))
 
     def process(self, batch: list[Decoded]) -> None:
+        self.refresh_models()  # between batches: a promoted model scores the very next one
         events: list[TransactionEvent] = [d.event for d in batch]
         tokens = list(dict.fromkeys(e.card_token for e in events))
         missing = [t for t in tokens if t not in self.cache]
@@ -162,7 +163,6 @@ class ScorerService:
             produce(producer, topic, value, key.encode())
 
     def flush(self) -> None:
-        self.refresh_models()
         if not self.cache.dirty:
             return
         try:
@@ -174,7 +174,10 @@ class ScorerService:
             self.save_online()
 
     def refresh_models(self) -> None:
-        """At a checkpoint (between batches): take up a newly promoted or shadowed version, without a restart."""
+        """Before a batch: take up a newly promoted or shadowed version, without a restart.
+
+        The registry's pointers are read at most every ``model_poll_s``; between reads this is a clock check.
+        """
         moved = self.watcher.moved() if self.watcher is not None else None
         if moved is None:
             return

@@ -150,17 +150,15 @@ def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_withou
     # Promoted while running: not before the next poll...
     registry.promote("v-candidate")
     now[0] = 3.0
-    scorer.flush()
     scorer.process([Decoded(m, scorer.decode(m)) for m in batches[1]])
     assert {s.model_version for s in sent("scores", ScoreEvent)[200:]} == {"v-current"}
-    # ...and at it, without a restart: one line in the log says so.
+    # ...and at it, before the next batch, without a restart: one line in the log says so.
     now[0] = 6.0
     with caplog.at_level(logging.INFO, logger="consumers.scorer"):
-        scorer.flush()
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batches[2]])
     assert [r.getMessage() for r in caplog.records if "without restart" in r.getMessage()] == [
         "scorer: model v-current -> v-candidate without restart (online state from shadow)"
     ]
-    scorer.process([Decoded(m, scorer.decode(m)) for m in batches[2]])
     later = sent("scores", ScoreEvent)[400:]
     assert later and {(s.model_version, s.shadow_version, s.shadow_score) for s in later} == {
         ("v-candidate", None, None)
@@ -179,5 +177,5 @@ def test_a_version_that_cannot_load_keeps_the_scorer_on_the_one_it_has(tmp_path,
     second = registry.save(model, promote=False)
     (tmp_path / "versions" / second / "model.joblib").write_bytes(b"not a model")
     registry.promote(second)
-    scorer.flush()
+    scorer.refresh_models()
     assert scorer.model.version == first
