@@ -13,7 +13,7 @@ from confluent_kafka import Message, Producer
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from model.ensemble import BatchScores, Ensemble
 from model.features import epoch_seconds, featurize, txns_from_columns
-from model.registry import OnlineCheckpoint
+from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
 from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, SCORES, TopicSpec
 from streaming.message import position_of, value_of
@@ -55,6 +55,9 @@ class ScorerService:
         cache_capacity: int = 200_000,
         online_checkpoint: OnlineCheckpoint | None = None,
         online_checkpoint_every_s: float = 30.0,
+        shadow: Ensemble | None = None,
+        registry: ModelRegistry | None = None,
+        model_poll_s: float = 5.0,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -68,6 +71,10 @@ class ScorerService:
         self._online_saved_at = time.monotonic()
         if online_checkpoint is not None:
             online_checkpoint.restore(model)
+        # The shadow scores the same features, on its own copy of every detector: it raises
+        # no alerts, and its online learning never touches the current model.
+        self.shadow = shadow
+        self.watcher = ModelWatcher(registry, model_poll_s) if registry is not None else None
 
     def save_online(self) -> None:
         """Checkpoint the online detector (its learned state drifts with the stream)."""
@@ -80,6 +87,7 @@ class ScorerService:
         return TransactionEvent.model_validate_json(value_of(message))
 
     def process(self, batch: list[Decoded]) -> None:
+        self.refresh_models()  # between batches: a promoted model scores the very next one
         events: list[TransactionEvent] = [d.event for d in batch]
         tokens = list(dict.fromkeys(e.card_token for e in events))
         missing = [t for t in tokens if t not in self.cache]
@@ -97,16 +105,22 @@ class ScorerService:
         X = featurize(txns, self.cache, self.model.category_medians)
         self.cache.touch(tokens)
         result = self.model.score_batch(X, self.threshold)
+        shadow = self.shadow.score_batch(X) if self.shadow is not None else None
         flagged = np.flatnonzero(result.flagged).tolist()
         reasons = [""] * len(events)
         for i in flagged:
             reasons[i] = self.model.explain(X[i], events[i].amt, events[i].category)
-        self._emit(events, result, reasons, flagged)
+        self._emit(events, result, reasons, flagged, shadow)
         self.alerted += len(flagged)
         self.scored += len(events)
 
     def _emit(
-        self, events: list[TransactionEvent], result: BatchScores, reasons: list[str], flagged: list[int]
+        self,
+        events: list[TransactionEvent],
+        result: BatchScores,
+        reasons: list[str],
+        flagged: list[int],
+        shadow: BatchScores | None = None,
     ) -> None:
         """One score per event on the scores topic, one alert per flagged event on the alerts topic."""
         version = self.model.version
@@ -122,6 +136,8 @@ class ScorerService:
             "flagged": result.flagged.tolist(),
             "reason": reasons,
             "model_version": [version] * len(events),
+            "shadow_score": shadow.score.tolist() if shadow is not None else [None] * len(events),
+            "shadow_version": [self.shadow.version if shadow is not None and self.shadow else None] * len(events),
         }
         self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores))
         if not flagged:
@@ -156,6 +172,39 @@ class ScorerService:
         self.cache.dirty.clear()
         if time.monotonic() - self._online_saved_at >= self.online_checkpoint_every_s:
             self.save_online()
+
+    def refresh_models(self) -> None:
+        """Before a batch: take up a newly promoted or shadowed version, without a restart.
+
+        The registry's pointers are read at most every ``model_poll_s``; between reads this is a clock check.
+        """
+        moved = self.watcher.moved() if self.watcher is not None else None
+        if moved is None:
+            return
+        if moved.current is not None and moved.current != self.model.version:
+            # A promoted shadow keeps what it learned from the stream; another version resumes its checkpoint.
+            reuse = self.shadow is not None and self.shadow.version == moved.current
+            model = self.shadow if reuse else self._load(moved.current)
+            if model is not None:
+                restored = not reuse and self.online_checkpoint is not None and self.online_checkpoint.restore(model)
+                origin = "from shadow" if reuse else "restored" if restored else "from training"
+                log.info("scorer: model %s -> %s without restart (online state %s)",
+                         self.model.version, model.version, origin)  # fmt: skip
+                self.model = model
+                if reuse:
+                    self.shadow = None
+        wanted = moved.shadow if moved.shadow != self.model.version else None
+        if wanted != (self.shadow.version if self.shadow is not None else None):
+            self.shadow = self._load(wanted) if wanted is not None else None
+            log.info("scorer: shadow model %s", self.shadow.version if self.shadow is not None else "none")
+
+    def _load(self, version: str) -> Ensemble | None:
+        assert self.watcher is not None
+        try:
+            return self.watcher.registry.load(version)
+        except Exception as exc:  # a bad version must not stop the stream: keep scoring with what we have
+            log.warning("scorer: cannot load model %s (%s): keeping %s", version, exc, self.model.version)
+            return None
 
     def is_transient(self, exc: Exception) -> bool:
         return BehaviorStore.is_transient(exc)

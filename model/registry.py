@@ -1,8 +1,10 @@
-"""The model store: trained ensembles and the online detector's checkpoints.
+"""The model registry: versioned ensembles, the current and shadow pointers, online checkpoints.
 
-A trained ensemble is saved with its metadata (version, features, training data,
-library versions) beside it, so what scores the stream can always say which model
-it is and what it was trained on. The online detector keeps learning from the
+Every trained ensemble is registered as a version with its metadata (version,
+features, training window and data hash, in-sample metrics, library versions)
+beside it, so what scores the stream can always say which model it is and what it
+was trained on. ``CURRENT`` names the version that scores and alerts, ``SHADOW`` a
+candidate scored alongside it; scorers poll both and swap without a restart. The online detector keeps learning from the
 stream; its checkpoints record the model version they belong to and are restored
 only into that model. Files only: no clients, no environment.
 """
@@ -12,9 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import joblib
 
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
+VERSIONS = "versions"
+CURRENT, SHADOW = "CURRENT", "SHADOW"
 
 
 def write_joblib(obj: Any, path: Path) -> Path:
@@ -52,7 +60,10 @@ def load(directory: Path) -> Ensemble:
     path = directory / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"no trained model at {path}: run `txguard train` first")
-    model = read_joblib(path)
+    return _checked(read_joblib(path), str(path))
+
+
+def _checked(model: Ensemble, path: str) -> Ensemble:
     expected = model.metadata.get("features")
     if expected is not None and tuple(expected) != FEATURE_NAMES:
         raise ValueError(f"model at {path} was trained on other features: retrain it")
@@ -84,18 +95,263 @@ class OnlineCheckpoint:
         return True
 
 
+class RegistryStore(Protocol):
+    """Where a registry keeps its files: a local directory here; an ``s3://`` prefix could be a second one.
+
+    Keys are ``/``-separated paths relative to the registry's root.
+    """
+
+    def read_text(self, key: str) -> str | None: ...
+    def write_text(self, key: str, text: str) -> None: ...  # atomic: readers see the old or the new text
+    def read_object(self, key: str) -> Any: ...
+    def write_object(self, key: str, obj: Any) -> None: ...  # atomic
+    def exists(self, key: str) -> bool: ...
+    def claim(self, key: str) -> bool: ...  # create the folder ``key``; False if it exists already
+    def children(self, key: str) -> list[str]: ...
+    def move(self, src: str, dst: str) -> None: ...
+
+
+class LocalStore:
+    """A :class:`RegistryStore` in a local directory; every write is a rename over the old file."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def read_text(self, key: str) -> str | None:
+        try:
+            return self._path(key).read_text()
+        except FileNotFoundError:
+            return None
+
+    def write_text(self, key: str, text: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_object(self, key: str) -> Any:
+        return read_joblib(self._path(key))
+
+    def write_object(self, key: str, obj: Any) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_joblib(obj, path)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def claim(self, key: str) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            return False
+        return True
+
+    def children(self, key: str) -> list[str]:
+        path = self._path(key)
+        return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+    def move(self, src: str, dst: str) -> None:
+        os.replace(self._path(src), self._path(dst))
+
+
+@dataclass(frozen=True)
+class Pointers:
+    """The versions the registry names: the one that scores, and the candidate scored alongside it."""
+
+    current: str | None
+    shadow: str | None
+
+
 class ModelRegistry:
-    """The models of one deployment, in one directory."""
+    """The versioned models of one deployment.
 
-    def __init__(self, directory: Path):
+    Layout: ``versions/<version>/model.joblib`` + ``model.json``, and two pointer files,
+    ``CURRENT`` (the version that scores and alerts) and ``SHADOW`` (a candidate scored
+    alongside it, raising no alerts). A version's ``model.json`` is written last, so a
+    version without it is incomplete and ignored. A legacy ``model.joblib`` at the top
+    (no ``versions/``) is the current version until the first save moves it in.
+    """
+
+    def __init__(self, directory: Path, store: RegistryStore | None = None):
         self.directory = directory
+        self.store: RegistryStore = store or LocalStore(directory)
 
-    def save(self, model: Ensemble) -> Path:
-        return save(model, self.directory)
+    @classmethod
+    def at(cls, location: str | Path) -> ModelRegistry:
+        if str(location).startswith("s3://"):
+            raise NotImplementedError("an s3:// model registry is not implemented yet: use a local directory")
+        return cls(Path(location))
 
-    def load(self) -> Ensemble:
-        return load(self.directory)
+    # --- pointers ------------------------------------------------------------------------
+
+    def _pointer(self, name: str) -> str | None:
+        text = self.store.read_text(name)
+        return text.strip() or None if text is not None else None
+
+    def pointers(self) -> Pointers:
+        """CURRENT and SHADOW as they are now (two tiny reads: cheap enough to poll)."""
+        return Pointers(self._pointer(CURRENT), self._pointer(SHADOW))
+
+    def current_version(self) -> str | None:
+        current = self._pointer(CURRENT)
+        if current is None and self._is_legacy():
+            return str(self._legacy_metadata().get("version", "untrained"))
+        return current
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` the current one; it stops being the shadow if it was."""
+        self._require(version)
+        self.store.write_text(CURRENT, version + "\n")
+        if self._pointer(SHADOW) == version:
+            self.store.write_text(SHADOW, "")
+        log.info("model %s promoted to current", version)
+
+    def set_shadow(self, version: str | None) -> None:
+        """Score ``version`` alongside the current one (None: no shadow)."""
+        if version is not None:
+            self._require(version)
+            if version == self.current_version():
+                raise ValueError(f"model {version} is the current one: it cannot also be the shadow")
+        self.store.write_text(SHADOW, (version or "") + "\n")
+
+    def _require(self, version: str) -> None:
+        if not self.store.exists(f"{VERSIONS}/{version}/{METADATA_FILE}"):
+            raise KeyError(f"no model version {version!r} in {self.directory}")
+
+    # --- versions ------------------------------------------------------------------------
+
+    def save(self, model: Ensemble, *, promote: bool = True, shadow: bool = False) -> str:
+        """Register ``model`` as a new version and return it.
+
+        The first version becomes current whatever is asked; later ones become current
+        (``promote``), the shadow (``shadow``), or neither. A version already taken gets
+        a suffix (``-2``, ``-3``...), and the model's metadata says the one it got.
+        """
+        self._migrate_legacy()
+        base = model.version
+        version, n = base, 1
+        while not self.store.claim(f"{VERSIONS}/{version}"):
+            n += 1
+            version = f"{base}-{n}"
+        model.metadata["version"] = version
+        self.store.write_object(f"{VERSIONS}/{version}/{MODEL_FILE}", model)
+        self.store.write_text(f"{VERSIONS}/{version}/{METADATA_FILE}", json.dumps(model.metadata, indent=2))
+        if self._pointer(CURRENT) is None or (promote and not shadow):
+            self.promote(version)
+        elif shadow:
+            self.set_shadow(version)
+        return version
+
+    def load(self, version: str | None = None) -> Ensemble:
+        """The model of ``version`` (default: the current one)."""
+        if version is None:
+            return self.load_current()
+        self._require(version)
+        return _checked(self.store.read_object(f"{VERSIONS}/{version}/{MODEL_FILE}"), f"{self.directory}/{version}")
+
+    def load_current(self) -> Ensemble:
+        current = self._pointer(CURRENT)
+        if current is not None:
+            return self.load(current)
+        if self._is_legacy():
+            return load(self.directory)
+        raise FileNotFoundError(f"no trained model in {self.directory}: run `txguard train` first")
+
+    def load_shadow(self) -> Ensemble | None:
+        shadow = self._pointer(SHADOW)
+        return self.load(shadow) if shadow is not None else None
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every complete version, oldest first, with its role and what it was trained on."""
+        pointers = self.pointers()
+        rows = []
+        for version in self.store.children(VERSIONS):
+            text = self.store.read_text(f"{VERSIONS}/{version}/{METADATA_FILE}")
+            if text is None:
+                continue  # still being written, or abandoned
+            rows.append(_summary(version, json.loads(text), pointers))
+        if not rows and self._is_legacy():
+            meta = self._legacy_metadata()
+            rows.append(_summary(str(meta.get("version", "untrained")), meta, Pointers(None, None), legacy=True))
+        return sorted(rows, key=lambda r: (r["created_at"] or "", r["version"]))
+
+    # --- the layout before versions ------------------------------------------------------
+
+    def _is_legacy(self) -> bool:
+        return self.store.exists(MODEL_FILE) and not self.store.children(VERSIONS)
+
+    def _legacy_metadata(self) -> dict[str, Any]:
+        text = self.store.read_text(METADATA_FILE)
+        return json.loads(text) if text else {}
+
+    def _migrate_legacy(self) -> None:
+        """Move a pre-registry ``model.joblib`` into ``versions/`` as the current version."""
+        if not self._is_legacy() or self._pointer(CURRENT) is not None:
+            return
+        version = str(self._legacy_metadata().get("version", "legacy"))
+        if not self.store.claim(f"{VERSIONS}/{version}"):
+            return
+        self.store.move(MODEL_FILE, f"{VERSIONS}/{version}/{MODEL_FILE}")
+        if self.store.exists(METADATA_FILE):
+            self.store.move(METADATA_FILE, f"{VERSIONS}/{version}/{METADATA_FILE}")
+        else:
+            self.store.write_text(f"{VERSIONS}/{version}/{METADATA_FILE}", json.dumps({"version": version}))
+        self.store.write_text(CURRENT, version + "\n")
+        log.info("moved the model in %s into the registry as version %s", self.directory, version)
+
+    # --- online state --------------------------------------------------------------------
 
     def online_checkpoint(self, namespace: str = "") -> OnlineCheckpoint:
         """Where the scorers of ``namespace`` keep their online detector."""
         return OnlineCheckpoint(self.directory / f"online.{namespace or 'default'}.joblib")
+
+
+def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: bool = False) -> dict[str, Any]:
+    td = meta.get("training_data", {})
+    role = "current" if legacy or version == pointers.current else "shadow" if version == pointers.shadow else "-"
+    return {
+        "version": version,
+        "role": role,
+        "created_at": meta.get("trained_at"),
+        "training_start": td.get("start"),
+        "training_end": td.get("end"),
+        "rows": td.get("rows"),
+        "data_hash": td.get("data_hash"),
+        "source": td.get("source"),
+        "metrics": meta.get("training_quality", {}),
+        "threshold": meta.get("threshold"),
+    }
+
+
+class ModelWatcher:
+    """Tells a long-running scorer when the registry's pointers moved, looking at most every ``poll_s``."""
+
+    def __init__(self, registry: ModelRegistry, poll_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.registry, self.poll_s, self.clock = registry, poll_s, clock
+        self.seen = registry.pointers()
+        self._checked_at = clock()
+
+    def moved(self) -> Pointers | None:
+        """The pointers if they changed since the last look, else None (also when a look is not due)."""
+        now = self.clock()
+        if now - self._checked_at < self.poll_s:
+            return None
+        self._checked_at = now
+        pointers = self.registry.pointers()
+        if pointers == self.seen:
+            return None
+        self.seen = pointers
+        return pointers

@@ -93,6 +93,10 @@ class ScoreEvent(_Event):
     flagged: bool
     reason: Reason = Field(description="Why the event looks unusual: the features furthest from the card's norm.")
     model_version: ShortText
+    shadow_score: UnitScore | None = Field(
+        default=None, description="Ensemble score of the shadow (candidate) model, when one is set; it never alerts."
+    )
+    shadow_version: ShortText | None = Field(default=None, description="Version of the shadow model, when one is set.")
 
 
 class AlertEvent(_Event):

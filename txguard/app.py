@@ -24,6 +24,9 @@ from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
+    import pandas as pd
+
+    from model.registry import ModelRegistry
     from producer.cards import CardProtector
     from producer.progress import ReplayStats
     from producer.source import CsvSource
@@ -61,6 +64,16 @@ class DeadLetterSummary:
     total: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     latest: list[DeadLetter] = field(default_factory=list)
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """sha256 of a training frame's rows (order and values): says which data a model was trained on."""
+    import hashlib
+
+    import pandas as pd
+
+    rows = pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 class App:
@@ -127,9 +140,17 @@ class App:
 
     # --- training ------------------------------------------------------------------------
 
-    def train(self, location: str, until: datetime | None) -> dict[str, Any]:
-        """Train the ensemble on the rows of ``location`` before ``until``; store it."""
+    def registry(self) -> ModelRegistry:
         from model.registry import ModelRegistry
+
+        return ModelRegistry.at(self.settings.model_dir)
+
+    def train(self, location: str, until: datetime | None, shadow: bool = False) -> dict[str, Any]:
+        """Train the ensemble on the rows of ``location`` before ``until``; register it as a new version.
+
+        It becomes the current version (the first one always does), or with ``shadow`` the
+        candidate scored alongside the current one until promoted.
+        """
         from model.train import train
         from producer.history import load_history
 
@@ -137,8 +158,27 @@ class App:
         if history.empty:
             raise AppError(f"no valid rows before {until} in {location} to train on")
         model, report = train(history, source=location)
-        ModelRegistry(self.settings.model_dir).save(model)
+        report["training_data"]["data_hash"] = frame_hash(history)
+        report["version"] = self.registry().save(model, shadow=shadow)
         return report
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every registered model version with its role, training window and in-sample metrics."""
+        return self.registry().list()
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` the current model: running scorers take it up at their next poll."""
+        try:
+            self.registry().promote(version)
+        except KeyError as exc:
+            raise AppError(str(exc.args[0])) from exc
+
+    def set_shadow(self, version: str | None) -> None:
+        """Score ``version`` alongside the current model (None: stop shadowing)."""
+        try:
+            self.registry().set_shadow(version)
+        except (KeyError, ValueError) as exc:
+            raise AppError(str(exc.args[0])) from exc
 
     # --- replay --------------------------------------------------------------------------
 
@@ -189,14 +229,14 @@ class App:
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
-        from model.registry import ModelRegistry
 
-        registry = ModelRegistry(self.settings.model_dir)
+        registry = self.registry()
         scorer = ScorerService(
             self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
-            BehaviorStore(self.clients.dynamodb(), self.settings.behavior_table), registry.load(), producer,
+            BehaviorStore(self.clients.dynamodb(), self.settings.behavior_table), registry.load_current(), producer,
             threshold=self.settings.alert_threshold,
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
+            shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
         )  # fmt: skip
         return scorer, producer
 

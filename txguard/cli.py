@@ -75,7 +75,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    print(console.training_text(app_from(args).train(args.path, args.until)))
+    report = app_from(args).train(args.path, args.until, shadow=args.shadow)
+    print(console.training_text(report))
+    print(f"registered model {report['version']}" + (" as the shadow" if args.shadow else ""))
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    app = app_from(args)
+    if args.action == "list":
+        print(console.models_text(app.models()))
+    elif args.action == "promote":
+        app.promote(args.version)
+        print(f"model {args.version} is current: running scorers take it up within "
+              f"{app.settings.model_poll_s:g}s of their next checkpoint")  # fmt: skip
+    else:
+        app.set_shadow(None if args.version == "none" else args.version)
+        print(f"shadow model: {args.version}")
     return 0
 
 
@@ -234,7 +250,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the ensemble on a historical window of a file")
     p.add_argument("path")
     p.add_argument("--until", type=_datetime, help="train on events before this time")
+    p.add_argument("--shadow", action="store_true", help="register as the shadow (candidate), not the current model")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("model", help="the model registry: list versions, promote one, set the shadow")
+    model_sub = p.add_subparsers(dest="action", required=True)
+    model_sub.add_parser("list", help="versions with role, training window, rows, in-sample metrics")
+    model_sub.add_parser("promote", help="make VERSION the current model").add_argument("version")
+    model_sub.add_parser("shadow", help="score VERSION alongside the current one ('none': stop)").add_argument(
+        "version"
+    )
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("replay", help="replay a CSV (path or s3://bucket/key) into Kafka")
     p.add_argument("path")

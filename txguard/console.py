@@ -35,6 +35,25 @@ def training_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def models_text(models: list[dict[str, Any]]) -> str:
+    """``txguard model list``: one line per version, its role, training window, rows and in-sample metrics."""
+    if not models:
+        return "no models yet: run `txguard train`"
+
+    def metric(m: dict[str, Any], key: str) -> str:
+        value = m["metrics"].get(key)
+        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+    lines = [f"{'version':22} {'role':7} {'training window':43} {'rows':>10} {'ROC-AUC':>7} {'PR-AUC':>7} "
+             f"{'prec':>6} {'recall':>6}"]  # fmt: skip
+    for m in models:
+        window = f"{m['training_start'] or '?'} .. {m['training_end'] or '?'}"
+        rows = f"{m['rows']:,}" if isinstance(m["rows"], int) else "-"
+        lines.append(f"{m['version']:22} {m['role']:7} {window:43} {rows:>10} {metric(m, 'roc_auc'):>7} "
+                     f"{metric(m, 'pr_auc'):>7} {metric(m, 'precision'):>6} {metric(m, 'recall'):>6}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def replay_text(stats: ReplayStats) -> str:
     lines = [f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_rows:,} rows; "
              f"skipped {stats.skipped:,}; {stats.rows_per_s:,.0f} rows/s"]  # fmt: skip

@@ -91,12 +91,16 @@ def evaluate(
 
 
 def detector_columns(conn) -> list[str]:
-    """The ensemble ``score`` first, then every numeric ``*_score`` column of ``scores`` in table order."""
+    """The ensemble ``score`` first, then every numeric ``*_score`` column of ``scores`` in table order.
+
+    ``shadow_score`` is not a detector of the current ensemble: the ``shadow`` section judges it.
+    """
     with conn.cursor() as cur:
         cur.execute(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = 'scores'"
-            " AND (column_name = %s OR right(column_name, 6) = '_score') AND data_type = ANY(%s)"
+            " AND (column_name = %s OR right(column_name, 6) = '_score') AND column_name <> 'shadow_score'"
+            " AND data_type = ANY(%s)"
             " ORDER BY column_name <> %s, ordinal_position",
             (ENSEMBLE, list(_NUMERIC_TYPES), ENSEMBLE),
         )

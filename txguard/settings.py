@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
     model_path: Path | None = None  # None: ``home``/model
+    # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap).
+    model_poll_s: float = Field(default=5.0, ge=0)
 
     @property
     def pg_schema(self) -> str:

@@ -1,6 +1,7 @@
 """The scorer: scores and alerts as the schema defines them, and its online detector checkpoint."""
 
 import copy
+import logging
 
 import numpy as np
 import orjson
@@ -8,7 +9,7 @@ import orjson
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
 from model.features import Txn, epoch_seconds, featurize
-from model.registry import OnlineCheckpoint
+from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.encode import encode_events
@@ -105,3 +106,76 @@ def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_d
         assert (a.score, a.reason, a.model_version) == (s.score, s.reason, s.model_version)
         assert p["key"] == e.card_token.encode()
     assert (scorer.scored, scorer.alerted) == (len(events), len(alerts))
+
+
+def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_without_alerting(tmp_path, kaggle_csv,
+                                                                                          caplog):  # fmt: skip
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    current, _ = train(history)
+    candidate, _ = train(history, alert_rate=0.2, random_state=1)  # flags far more than the current one
+    current.metadata["version"], candidate.metadata["version"] = "v-current", "v-candidate"
+    registry = ModelRegistry(tmp_path)
+    registry.save(current)
+    registry.save(candidate, shadow=True)
+    reference = {"current": copy.deepcopy(current), "candidate": copy.deepcopy(candidate)}
+
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), registry.load_current(), producer,
+                           shadow=registry.load_shadow(), registry=registry, model_poll_s=5.0)  # fmt: skip
+    now = [0.0]
+    scorer.watcher = ModelWatcher(registry, 5.0, clock=lambda: now[0])
+    messages = transaction_messages(kaggle_csv)
+    batches = [messages[:200], messages[200:400], messages[400:]]
+
+    def sent(topic: str, model):  # noqa: ANN001, ANN202
+        return [model.model_validate_json(p["value"]) for p in producer.produced if p["topic"] == topic]
+
+    # Batch 1: the current model scores and alerts; the shadow scores the same features.
+    scorer.process([Decoded(m, scorer.decode(m)) for m in batches[0]])
+    scores, alerts = sent("scores", ScoreEvent), sent("alerts", AlertEvent)
+    states: dict[str, CardBehavior] = {}
+    txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+                (m.partition(), m.offset()), e.trans_num)
+            for m in batches[0] for e in [TransactionEvent.model_validate_json(m.value())]]  # fmt: skip
+    X = featurize(txns, states, current.category_medians)
+    expected_current = reference["current"].score_batch(X)
+    expected_shadow = reference["candidate"].score_batch(X)
+    assert [s.score for s in scores] == expected_current.score.tolist()  # the shadow does not disturb the current
+    assert [s.shadow_score for s in scores] == expected_shadow.score.tolist()
+    assert {(s.model_version, s.shadow_version) for s in scores} == {("v-current", "v-candidate")}
+    assert expected_shadow.flagged.sum() > expected_current.flagged.sum()
+    assert [a.trans_num for a in alerts] == [s.trans_num for s in scores if s.flagged]  # the current's alerts only
+    assert all(a.model_version == "v-current" for a in alerts)
+
+    # Promoted while running: not before the next poll...
+    registry.promote("v-candidate")
+    now[0] = 3.0
+    scorer.process([Decoded(m, scorer.decode(m)) for m in batches[1]])
+    assert {s.model_version for s in sent("scores", ScoreEvent)[200:]} == {"v-current"}
+    # ...and at it, before the next batch, without a restart: one line in the log says so.
+    now[0] = 6.0
+    with caplog.at_level(logging.INFO, logger="consumers.scorer"):
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batches[2]])
+    assert [r.getMessage() for r in caplog.records if "without restart" in r.getMessage()] == [
+        "scorer: model v-current -> v-candidate without restart (online state from shadow)"
+    ]
+    later = sent("scores", ScoreEvent)[400:]
+    assert later and {(s.model_version, s.shadow_version, s.shadow_score) for s in later} == {
+        ("v-candidate", None, None)
+    }
+    assert all(a.model_version == "v-candidate" for a in sent("alerts", AlertEvent) if a.trans_num in
+               {s.trans_num for s in later})  # fmt: skip
+
+
+def test_a_version_that_cannot_load_keeps_the_scorer_on_the_one_it_has(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    registry = ModelRegistry(tmp_path)
+    first = registry.save(model)
+    scorer = ScorerService("t", "s", "a", MemoryStore(), registry.load_current(), FakeProducer(), registry=registry,
+                           model_poll_s=0.0)  # fmt: skip
+    second = registry.save(model, promote=False)
+    (tmp_path / "versions" / second / "model.joblib").write_bytes(b"not a model")
+    registry.promote(second)
+    scorer.refresh_models()
+    assert scorer.model.version == first

@@ -55,3 +55,24 @@ def test_printed_dsns_hide_the_password():
     assert without_password("postgresql://postgres@127.0.0.1:15432/txguard") == (
         "postgresql://postgres@127.0.0.1:15432/txguard"
     )
+
+
+def test_model_commands_list_promote_and_shadow_versions(capsys, tmp_path, kaggle_csv):
+    home = ["--home", str(tmp_path)]
+    assert main([*home, "model", "list"]) == 0
+    assert "no models yet" in capsys.readouterr().out
+    assert main([*home, "train", str(kaggle_csv)]) == 0
+    assert main([*home, "train", str(kaggle_csv), "--shadow"]) == 0
+    out = capsys.readouterr().out
+    first, second = [line.split()[2] for line in out.splitlines() if line.startswith("registered model")]
+    assert main([*home, "model", "list"]) == 0
+    roles = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert roles == {first: "current", second: "shadow"}
+    assert main([*home, "model", "promote", second]) == 0
+    assert main([*home, "model", "shadow", first]) == 0
+    capsys.readouterr()
+    assert main([*home, "model", "list"]) == 0
+    roles = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert roles == {first: "shadow", second: "current"}
+    assert main([*home, "model", "promote", "no-such-version"]) == 2
+    assert "no model version 'no-such-version'" in capsys.readouterr().err

@@ -1,0 +1,152 @@
+"""The model registry: versions, the CURRENT and SHADOW pointers, the legacy layout."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from model import registry as reg
+from model.features import FEATURE_NAMES
+from model.registry import ModelRegistry, ModelWatcher, Pointers
+
+
+@dataclass
+class FakeModel:
+    """What the registry needs of an ensemble: its metadata and version."""
+
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "untrained"))
+
+
+def model(version: str, rows: int = 100, roc_auc: float = 0.9) -> FakeModel:
+    return FakeModel({
+        "version": version, "trained_at": f"2026-11-25T{version[-6:-4]}:00:00+00:00", "features": list(FEATURE_NAMES),
+        "training_data": {"source": "x.csv", "rows": rows, "start": "2019-01-01", "end": "2019-06-30",
+                          "data_hash": "abc"},
+        "training_quality": {"roc_auc": roc_auc, "pr_auc": 0.5, "precision": 0.3, "recall": 0.4},
+    })  # fmt: skip
+
+
+def test_the_first_version_becomes_current_and_later_ones_by_default(tmp_path):
+    r = ModelRegistry(tmp_path)
+    assert r.save(model("20261125T100000Z"), promote=False) == "20261125T100000Z"  # no current yet
+    assert r.pointers() == Pointers("20261125T100000Z", None)
+    assert (tmp_path / "versions/20261125T100000Z/model.joblib").exists()
+    assert json.loads((tmp_path / "versions/20261125T100000Z/model.json").read_text())["training_data"]["rows"] == 100
+    r.save(model("20261125T110000Z"))
+    assert r.load_current().version == "20261125T110000Z"
+    assert (tmp_path / "CURRENT").read_text().strip() == "20261125T110000Z"
+    r.save(model("20261125T120000Z"), promote=False)
+    assert r.pointers() == Pointers("20261125T110000Z", None)
+
+
+def test_a_shadow_scores_until_promoted(tmp_path):
+    r = ModelRegistry(tmp_path)
+    r.save(model("20261125T100000Z"))
+    assert r.load_shadow() is None
+    assert r.save(model("20261125T110000Z"), shadow=True) == "20261125T110000Z"
+    assert r.pointers() == Pointers("20261125T100000Z", "20261125T110000Z")
+    assert r.load_shadow().version == "20261125T110000Z"
+    assert r.load_current().version == "20261125T100000Z"
+    r.promote("20261125T110000Z")
+    assert r.pointers() == Pointers("20261125T110000Z", None)
+    r.set_shadow("20261125T100000Z")
+    assert r.pointers().shadow == "20261125T100000Z"
+    with pytest.raises(ValueError):
+        r.set_shadow("20261125T110000Z")  # the current one
+    with pytest.raises(KeyError):
+        r.promote("no-such-version")
+    with pytest.raises(KeyError):
+        r.set_shadow("no-such-version")
+
+
+def test_list_shows_roles_training_windows_and_metrics(tmp_path):
+    r = ModelRegistry(tmp_path)
+    r.save(model("20261125T100000Z", rows=10, roc_auc=0.8))
+    r.save(model("20261125T110000Z", rows=20), shadow=True)
+    r.save(model("20261125T120000Z", rows=30), promote=False)
+    (tmp_path / "versions/20261125T130000Z").mkdir()  # being written: no model.json yet
+    rows = r.list()
+    assert [(v["version"], v["role"], v["rows"]) for v in rows] == [
+        ("20261125T100000Z", "current", 10),
+        ("20261125T110000Z", "shadow", 20),
+        ("20261125T120000Z", "-", 30),
+    ]
+    assert rows[0]["metrics"]["roc_auc"] == 0.8
+    assert (rows[0]["training_start"], rows[0]["training_end"]) == ("2019-01-01", "2019-06-30")
+    assert rows[0]["data_hash"] == "abc"
+
+
+def test_versions_are_unique_even_when_trained_in_the_same_second(tmp_path):
+    r = ModelRegistry(tmp_path)
+    versions = [r.save(model("20261125T100000Z")) for _ in range(3)]
+    assert versions == ["20261125T100000Z", "20261125T100000Z-2", "20261125T100000Z-3"]
+    assert r.load("20261125T100000Z-2").version == "20261125T100000Z-2"  # the metadata says the version it got
+    assert len({v["version"] for v in r.list()}) == 3
+
+
+def test_pointers_are_replaced_whole_never_written_in_place(tmp_path, monkeypatch):
+    r = ModelRegistry(tmp_path)
+    r.save(model("20261125T100000Z"))
+    r.save(model("20261125T110000Z"), promote=False)
+    replaced = []
+    real_replace = reg.os.replace
+    monkeypatch.setattr(reg.os, "replace", lambda src, dst: (replaced.append((src, dst)), real_replace(src, dst)))
+    r.promote("20261125T110000Z")
+    assert any(str(dst).endswith("CURRENT") and str(src) != str(dst) for src, dst in replaced)
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reg.os, "replace", crash)
+    with pytest.raises(OSError):
+        r.promote("20261125T100000Z")
+    assert r.pointers().current == "20261125T110000Z"  # a failed write leaves the old pointer whole
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_legacy_model_is_the_current_one_and_moves_in_on_the_first_save(tmp_path):
+    old = model("20261101T000000Z")
+    reg.save(old, tmp_path)  # the layout before the registry: model.joblib + model.json at the top
+    r = ModelRegistry(tmp_path)
+    assert r.load_current().version == "20261101T000000Z"
+    assert r.current_version() == "20261101T000000Z"
+    assert [(v["version"], v["role"]) for v in r.list()] == [("20261101T000000Z", "current")]
+    r.save(model("20261125T100000Z"), shadow=True)
+    assert not (tmp_path / "model.joblib").exists()
+    assert r.pointers() == Pointers("20261101T000000Z", "20261125T100000Z")
+    assert r.load_current().version == "20261101T000000Z"
+    assert [v["version"] for v in r.list()] == ["20261101T000000Z", "20261125T100000Z"]
+
+
+def test_no_model_at_all_says_how_to_get_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="txguard train"):
+        ModelRegistry(tmp_path).load_current()
+
+
+def test_s3_is_not_a_local_directory(tmp_path):
+    with pytest.raises(NotImplementedError):
+        ModelRegistry.at("s3://bucket/models")
+    assert ModelRegistry.at(tmp_path).directory == tmp_path
+
+
+def test_the_watcher_looks_at_most_every_poll_and_reports_only_moves(tmp_path):
+    r = ModelRegistry(tmp_path)
+    r.save(model("20261125T100000Z"))
+    r.save(model("20261125T110000Z"), promote=False)
+    now = [0.0]
+    watcher = ModelWatcher(r, poll_s=5.0, clock=lambda: now[0])
+    assert watcher.moved() is None
+    r.promote("20261125T110000Z")
+    now[0] = 4.0
+    assert watcher.moved() is None  # not due yet
+    now[0] = 5.0
+    assert watcher.moved() == Pointers("20261125T110000Z", None)
+    now[0] = 10.0
+    assert watcher.moved() is None  # nothing moved since
