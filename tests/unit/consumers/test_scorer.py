@@ -7,7 +7,7 @@ import orjson
 
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
-from model.features import Txn, epoch_seconds, featurize
+from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
 from model.registry import OnlineCheckpoint
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
@@ -26,7 +26,7 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     model, _ = train(history)
     checkpoint = OnlineCheckpoint(tmp_path / "online.joblib")
     first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
-    X = feature_matrix(history, model.category_medians)
+    X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
     first.save_online()
 
@@ -62,15 +62,19 @@ def transaction_messages(path) -> list[FakeMessage]:
             for i, (v, k) in enumerate(zip(block.events, block.keys, strict=True))]  # fmt: skip
 
 
+def score_all(scorer: ScorerService, messages: list[FakeMessage], cut: int = 250) -> None:
+    for batch in (messages[:cut], messages[cut:]):
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])
+
+
 def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_defines(kaggle_csv):
     model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
     reference = copy.deepcopy(model)
     producer = FakeProducer()
-    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer, threshold=0.95)
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer)
     messages = transaction_messages(kaggle_csv)
     batches = [messages[:250], messages[250:]]
-    for batch in batches:
-        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])
+    score_all(scorer, messages)
 
     events = [TransactionEvent.model_validate_json(m.value()) for m in messages]
     sent = {topic: [p for p in producer.produced if p["topic"] == topic] for topic in ("scores", "alerts")}
@@ -85,14 +89,17 @@ def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_d
     states: dict[str, CardBehavior] = {}
     expected = []
     for batch in batches:
-        txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+        txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year, e.city_pop,
                     (m.partition(), m.offset()), e.trans_num)
                 for m in batch for e in [TransactionEvent.model_validate_json(m.value())]]  # fmt: skip
-        expected.append(reference.score_batch(featurize(txns, states, reference.category_medians), 0.95))
+        X = featurize(txns, states, reference.category_norms)
+        expected.append(reference.score_batch(X, None, np.array([t.t for t in txns])))
     assert [s.score for s in scores] == np.concatenate([r.score for r in expected]).tolist()
     assert [s.iforest_score for s in scores] == np.concatenate([r.iforest for r in expected]).tolist()
     assert [s.online_score for s in scores] == np.concatenate([r.online for r in expected]).tolist()
     assert [s.flagged for s in scores] == np.concatenate([r.flagged for r in expected]).tolist()
+    assert [s.threshold for s in scores] == [r.threshold for r in expected for _ in range(len(r.score))]
+    assert all(s.supervised_score is None for s in scores)  # 5 frauds: the unsupervised ensemble
     assert all(s.model_version == model.version and (s.reason != "") == s.flagged for s in scores)
 
     flagged = {s.trans_num: s for s in scores if s.flagged}
@@ -105,3 +112,24 @@ def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_d
         assert (a.score, a.reason, a.model_version) == (s.score, s.reason, s.model_version)
         assert p["key"] == e.card_token.encode()
     assert (scorer.scored, scorer.alerted) == (len(events), len(alerts))
+
+
+def test_training_and_serving_compute_identical_feature_rows(kaggle_csv):
+    """The same rows as a training frame (``model.train``) and as served events (the scorer)."""
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer)
+    score_all(scorer, transaction_messages(kaggle_csv), cut=317)
+    served = {}
+    for p in producer.produced:
+        if p["topic"] == "scores":
+            s = ScoreEvent.model_validate_json(p["value"])
+            served[s.trans_num] = s.features
+    trained = feature_matrix(history, model.category_norms)
+    trans_nums = [e.trans_num for e in map(TransactionEvent.model_validate_json, (m.value() for m in
+                  transaction_messages(kaggle_csv)))]  # fmt: skip
+    # The file is in time order, so the frame's row order is the stream's.
+    assert history["event_time"].is_monotonic_increasing and len(trans_nums) == len(trained)
+    assert np.array_equal(np.array([served[t] for t in trans_nums]), trained)
+    assert trained.shape == (600, len(FEATURE_NAMES)) and history["city_pop"].gt(0).all()
