@@ -18,7 +18,12 @@ def test_setup_twice_changes_nothing(clients):
     conn = clients.pg()
     with conn.cursor() as cur:
         cur.execute("SELECT version, name FROM schema_migrations ORDER BY version")
-        assert cur.fetchall() == [(1, "001_tables.sql"), (2, "002_views.sql")]
+        assert cur.fetchall() == [
+            (1, "001_tables.sql"),
+            (2, "002_views.sql"),
+            (3, "003_scores_model_inputs.sql"),
+            (4, "004_views_supervised.sql"),
+        ]
     conn.close()
     topics = clients.admin().list_topics(timeout=10).topics
     for spec in ALL_TOPICS:

@@ -28,12 +28,14 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
     X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
+    first.model.budget.observe(np.full(5000, 0.9), np.arange(5000) // 1000 + 20_000)  # and the budget's days
     first.save_online()
 
     fresh, _ = train(history)
     fresh.metadata["version"] = model.version
     second = ScorerService("t", "s", "a", store=None, model=fresh, producer=None, online_checkpoint=checkpoint)
     assert np.allclose(second.model.online.score_many(X), first.model.online.score_many(X))
+    assert second.model.current_threshold() == first.model.current_threshold() != model.metadata["threshold"]
 
     other, _ = train(history)
     other.metadata["version"] = "another-model"
