@@ -12,6 +12,7 @@ from confluent_kafka import Message, Producer
 
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from model.ensemble import BatchScores, Ensemble
+from model.explain import EventContext
 from model.features import epoch_seconds, featurize, txns_from_columns
 from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
 from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
@@ -66,6 +67,7 @@ class ScorerService:
         self.cache = BehaviorCache(cache_capacity)
         self.scored = 0
         self.alerted = 0
+        self.drift_events = 0
         self.online_checkpoint = online_checkpoint
         self.online_checkpoint_every_s = online_checkpoint_every_s
         self._online_saved_at = time.monotonic()
@@ -93,37 +95,52 @@ class ScorerService:
         missing = [t for t in tokens if t not in self.cache]
         if missing:
             self.cache.update(self.store.load_many(missing))
+        event_times_s = [epoch_seconds(e.event_time) for e in events]
         txns = txns_from_columns(
             [e.card_token for e in events],
-            [epoch_seconds(e.event_time) for e in events],
+            event_times_s,
             [e.amt for e in events],
             [e.category for e in events],
             [e.birth_year for e in events],
+            [e.city_pop for e in events],
             positions=[position_of(d.message) for d in batch],
             trans_nums=[e.trans_num for e in events],
         )
-        X = featurize(txns, self.cache, self.model.category_medians)
+        X = featurize(txns, self.cache, self.model.category_norms)
         self.cache.touch(tokens)
-        result = self.model.score_batch(X, self.threshold)
-        shadow = self.shadow.score_batch(X) if self.shadow is not None else None
+        times = np.asarray(event_times_s, dtype=np.int64)
+        result = self.model.score_batch(X, self.threshold, times)
+        shadow = self.shadow.score_batch(X, None, times) if self.shadow is not None else None
+        for drift in result.drift:
+            log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
+                        drift.mean_before, drift.mean_after)  # fmt: skip
+        self.drift_events += len(result.drift)
         flagged = np.flatnonzero(result.flagged).tolist()
         reasons = [""] * len(events)
-        for i in flagged:
-            reasons[i] = self.model.explain(X[i], events[i].amt, events[i].category)
-        self._emit(events, result, reasons, flagged, shadow)
+        if flagged:
+            contexts = [EventContext(events[i].amt, events[i].category, events[i].event_time) for i in flagged]
+            for i, reason in zip(flagged, self.model.explain(X[flagged], contexts), strict=True):
+                reasons[i] = reason
+        self._emit(events, X, result, reasons, flagged, shadow)
         self.alerted += len(flagged)
         self.scored += len(events)
 
     def _emit(
         self,
         events: list[TransactionEvent],
+        X: np.ndarray,
         result: BatchScores,
         reasons: list[str],
         flagged: list[int],
         shadow: BatchScores | None = None,
     ) -> None:
-        """One score per event on the scores topic, one alert per flagged event on the alerts topic."""
+        """One score per event on the scores topic, one alert per flagged event on the alerts topic.
+
+        A score carries the feature row it was computed from, so a learner can later
+        join a label with exactly what serving saw.
+        """
         version = self.model.version
+        n = len(events)
         event_times = [e.event_time.isoformat() for e in events]
         score = result.score.tolist()
         scores: dict[str, list[Any]] = {
@@ -132,12 +149,15 @@ class ScorerService:
             "event_time": event_times,
             "iforest_score": result.iforest.tolist(),
             "online_score": result.online.tolist(),
+            "supervised_score": [None] * n if result.supervised is None else result.supervised.tolist(),
             "score": score,
+            "threshold": [result.threshold] * n,
             "flagged": result.flagged.tolist(),
             "reason": reasons,
-            "model_version": [version] * len(events),
-            "shadow_score": shadow.score.tolist() if shadow is not None else [None] * len(events),
-            "shadow_version": [self.shadow.version if shadow is not None and self.shadow else None] * len(events),
+            "model_version": [version] * n,
+            "features": X.tolist(),
+            "shadow_score": shadow.score.tolist() if shadow is not None else [None] * n,
+            "shadow_version": [self.shadow.version if shadow is not None and self.shadow else None] * n,
         }
         self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores))
         if not flagged:

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 
 WINDOWS_S = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
 _LONGEST_WINDOW_S = max(WINDOWS_S.values())
+_NIGHT_START_S, _NIGHT_END_S = 22 * 3600, 4 * 3600  # 22:00-03:59, seconds of the day
+
+
+def is_night_second(t: int) -> bool:
+    """Whether epoch second ``t`` falls between 22:00 and 03:59 (the event clock's day)."""
+    s = t % 86_400
+    return s >= _NIGHT_START_S or s < _NIGHT_END_S
 
 
 @dataclass(slots=True)
@@ -25,6 +32,11 @@ class CardBehavior:
     redelivered message at or below it is not applied twice. ``recent_ids`` catches
     the other kind of repeat: the same transaction published again (a producer
     resending after a crash) at a new offset.
+
+    ``category_m2`` (Welford's M2 per category) gives the card's own spread in a
+    category and ``night_count`` its night habit. Both were added later: a stored
+    state without them loads with empty values. ``recent_cents`` is derived (the
+    cents in ``recent``), recomputed on load and never stored.
     """
 
     count: int = 0
@@ -42,6 +54,13 @@ class CardBehavior:
     recent_ids: dict[str, int] = field(default_factory=dict)  # trans_num prefix -> time, same 7 days
     watermark: tuple[int, int] | None = None
     version: int = 0  # bumped on every persisted write; fences a stale writer
+    category_m2: dict[str, float] = field(default_factory=dict)
+    night_count: int = 0
+    recent_cents: int = 0  # derived: sum of the cents in ``recent``, for an O(1) 7-day sum
+
+    def category_std(self, category: str) -> float:
+        n = self.category_counts.get(category, 0)
+        return math.sqrt(self.category_m2.get(category, 0.0) / (n - 1)) if n > 1 else 0.0
 
     @property
     def std(self) -> float:
@@ -61,27 +80,38 @@ class CardBehavior:
                 cents += c
         return count, cents
 
-    def windows(self, now: int) -> tuple[int, int, int, int, int]:
-        """(count_1h, cents_1h, count_24h, cents_24h, count_7d) in one pass: the hot path."""
+    def windows(self, now: int) -> tuple[int, int, int, int, int, int, int]:
+        """(count_1h, cents_1h, count_24h, cents_24h, night_count_24h, count_7d, cents_7d): the hot path.
+
+        One scan back over the last 24 h; the 7-day totals are the running totals
+        minus the entries after ``now`` and the stale ones (older than 7 days, kept
+        at the front until a later event prunes them).
+        """
         h1, d1, d7 = now - WINDOWS_S["1h"], now - WINDOWS_S["24h"], now - WINDOWS_S["7d"]
-        n1 = c1 = n24 = c24 = future = 0
+        n1 = c1 = n24 = c24 = night24 = future_n = future_c = 0
         for t, c in reversed(self.recent):
             if t <= d1:
                 break
             if t > now:
-                future += 1
+                future_n += 1
+                future_c += c
                 continue
             n24 += 1
             c24 += c
+            s = t % 86_400
+            if s >= _NIGHT_START_S or s < _NIGHT_END_S:
+                night24 += 1
             if t > h1:
                 n1 += 1
                 c1 += c
-        n7 = len(self.recent) - future
-        for t, _ in self.recent:  # entries older than 7 d sit at the front, if any
+        n7 = len(self.recent) - future_n
+        c7 = self.recent_cents - future_c
+        for t, c in self.recent:  # entries older than 7 d sit at the front, if any
             if t > d7:
                 break
             n7 -= 1
-        return n1, c1, n24, c24, n7
+            c7 -= c
+        return n1, c1, n24, c24, night24, n7, c7
 
     def apply(
         self,
@@ -103,8 +133,10 @@ class CardBehavior:
         delta = amt - self.mean
         self.mean += delta / self.count
         self.m2 += delta * (amt - self.mean)
-        self.min_amt = min(self.min_amt, amt)
-        self.max_amt = max(self.max_amt, amt)
+        if amt < self.min_amt:
+            self.min_amt = amt
+        if amt > self.max_amt:
+            self.max_amt = amt
         self.first_seen = t if self.first_seen is None else min(self.first_seen, t)
         if self.last_seen is None or t >= self.last_seen:
             self.last_seen = t
@@ -112,13 +144,18 @@ class CardBehavior:
         n = self.category_counts.get(category, 0) + 1
         self.category_counts[category] = n
         old = self.category_means.get(category, 0.0)
-        self.category_means[category] = old + (amt - old) / n
+        new = old + (amt - old) / n
+        self.category_means[category] = new
+        self.category_m2[category] = self.category_m2.get(category, 0.0) + (amt - old) * (amt - new) if n > 1 else 0.0
+        if is_night_second(t):
+            self.night_count += 1
         self.recent.append((t, cents))
+        self.recent_cents += cents
         if trans_id is not None:
             self.recent_ids[trans_id] = t
         horizon = self.last_seen - _LONGEST_WINDOW_S
         while self.recent and self.recent[0][0] <= horizon:
-            self.recent.popleft()
+            self.recent_cents -= self.recent.popleft()[1]
         while self.recent_ids and (oldest := next(iter(self.recent_ids))) and self.recent_ids[oldest] <= horizon:
             del self.recent_ids[oldest]
         return True
@@ -141,10 +178,13 @@ class CardBehavior:
             "recent_ids": dict(self.recent_ids),
             "watermark": None if self.watermark is None else list(self.watermark),
             "version": self.version,
+            "category_m2": dict(self.category_m2),
+            "night_count": self.night_count,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> CardBehavior:
+        recent = deque((int(t), int(c)) for t, c in d["recent"])
         return cls(
             count=int(d["count"]),
             sum_cents=int(d["sum_cents"]),
@@ -157,8 +197,11 @@ class CardBehavior:
             last_category=d.get("last_category"),
             category_counts={k: int(v) for k, v in d["category_counts"].items()},
             category_means={k: float(v) for k, v in d["category_means"].items()},
-            recent=deque((int(t), int(c)) for t, c in d["recent"]),
+            recent=recent,
             recent_ids={k: int(v) for k, v in d.get("recent_ids", {}).items()},
             watermark=None if d.get("watermark") is None else (int(d["watermark"][0]), int(d["watermark"][1])),
             version=int(d.get("version", 0)),
+            category_m2={k: float(v) for k, v in d.get("category_m2", {}).items()},
+            night_count=int(d.get("night_count", 0)),
+            recent_cents=sum(c for _, c in recent),
         )

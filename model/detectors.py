@@ -17,19 +17,11 @@ from sklearn.ensemble import IsolationForest
 
 from model.features import FEATURE_NAMES
 
-# Features where a high value is suspicious: large amounts, bursts, night hours.
-RISK_FEATURES: tuple[str, ...] = (
-    "log_amt",
-    "amt_to_card_mean",
-    "amt_zscore",
-    "amt_to_card_category_mean",
-    "amt_to_category_median",
-    "night",
-    "count_1h",
-    "log_sum_1h",
-    "count_24h",
-    "log_sum_24h",
-)
+# What the unsupervised detectors look at: the amount against its category's norms,
+# night time, a night-time burst and the spend burst. Population-level features: they
+# mean the same on a card's first day as after a year, so the detectors work from a
+# cold start (on generated months 7-12 this set beat wider, card-relative ones).
+UNSUPERVISED_FEATURES: tuple[str, ...] = ("amt_category_logz", "night", "night_count_24h", "log_sum_24h")
 
 
 class Detector(Protocol):
@@ -51,21 +43,30 @@ class IsolationForestDetector:
     online: ``learn_*`` are no-ops, retraining is a batch job.
     """
 
-    def __init__(self, n_estimators: int = 100, max_samples: int = 256, random_state: int = 0):
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_samples: int = 2048,
+        random_state: int = 0,
+        features: Sequence[str] = UNSUPERVISED_FEATURES,
+    ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.random_state = random_state
+        self.features = tuple(features)
 
     def fit(self, X: np.ndarray) -> IsolationForestDetector:
+        """Fit on full feature rows (``FEATURE_NAMES`` columns); it uses ``features`` of them."""
+        self._idx = [FEATURE_NAMES.index(f) for f in self.features]
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
-            max_samples=self.max_samples,
+            max_samples=min(self.max_samples, len(X)),
             random_state=self.random_state,
-        ).fit(X)
+        ).fit(X[:, self._idx])
         return self
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
-        return -self.forest_.score_samples(X)
+        return -self.forest_.score_samples(X[:, self._idx])
 
     def score_one(self, x: dict[str, float]) -> float:
         return float(self.score_many(_row(x))[0])
@@ -82,11 +83,11 @@ class OnlineStandardizedDetector:
 
     A river ``StandardScaler`` tracks each feature's mean and variance as events
     arrive, so the notion of "normal" follows drift without retraining. The score
-    is the root mean square of the *upper-tail* z-scores of the risk features
+    is the root mean square of the *upper-tail* z-scores of its features
     (big amounts, bursts, night): being unusually small is not suspicious.
     """
 
-    def __init__(self, features: Sequence[str] = RISK_FEATURES, clip: float = 10.0):
+    def __init__(self, features: Sequence[str] = UNSUPERVISED_FEATURES, clip: float = 10.0):
         self.features = tuple(features)
         self.clip = clip
         self.scaler_ = preprocessing.StandardScaler()
@@ -120,28 +121,41 @@ class HalfSpaceTreesDetector:
     ``--online-detector hst`` when throughput matters less than fidelity.
     """
 
-    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int = 0):
+    def __init__(
+        self,
+        n_trees: int = 10,
+        height: int = 8,
+        window_size: int = 250,
+        seed: int = 0,
+        features: Sequence[str] = UNSUPERVISED_FEATURES,
+    ):
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
         self.seed = seed
+        self.features = tuple(features)
+        self._idx = [FEATURE_NAMES.index(f) for f in self.features]
         self.model_ = compose.Pipeline(
             preprocessing.MinMaxScaler(),
             anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed),
         )
 
     def score_one(self, x: dict[str, float]) -> float:
-        return float(self.model_.score_one(x))
+        return float(self.model_.score_one({f: x[f] for f in self.features}))
 
     def learn_one(self, x: dict[str, float]) -> None:
-        self.model_.learn_one(x)
+        self.model_.learn_one({f: x[f] for f in self.features})
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
-        return np.array([self.score_one(dict(zip(FEATURE_NAMES, r, strict=True))) for r in X.tolist()])
+        names = self.features
+        return np.array(
+            [float(self.model_.score_one(dict(zip(names, r, strict=True)))) for r in X[:, self._idx].tolist()]
+        )
 
     def learn_many(self, X: np.ndarray) -> None:
-        for r in X.tolist():
-            self.learn_one(dict(zip(FEATURE_NAMES, r, strict=True)))
+        names = self.features
+        for r in X[:, self._idx].tolist():
+            self.model_.learn_one(dict(zip(names, r, strict=True)))
 
 
 ONLINE_DETECTORS = {"zscore": OnlineStandardizedDetector, "hst": HalfSpaceTreesDetector}

@@ -328,6 +328,18 @@ PHRASES: dict[str, Phrase] = {
     "log_card_history": _history,
     "age": lambda v, _, ctx: f"cardholder aged {v:.0f}",
     "log_city_pop": lambda v, _, ctx: f"home city of {round(math.expm1(v)):,} people",
+    "amt_to_card_max": lambda v, _, ctx: f"{_money(ctx.amt)} is {_times(v)} the largest amount on this card before",
+    "amt_card_category_zscore": lambda v, _, ctx: (
+        f"amount {v:.1f} standard deviations above this card's usual {ctx.category} amount"
+    ),
+    "amt_category_logz": lambda v, _, ctx: (
+        f"{_money(ctx.amt)} is {v:.1f} standard deviations (log scale) above typical {ctx.category} amounts"
+    ),
+    "card_night_share": lambda v, _, ctx: f"{v:.0%} of this card's earlier transactions were at night",
+    "log_sum_7d": _spent_before("7 days"),
+    "count_24h_to_rate": lambda v, _, ctx: f"{_times(v)} this card's usual number of transactions per day",
+    "sum_24h_to_daily_spend": lambda v, _, ctx: f"spending in the 24 hours before {_times(v)} this card's daily norm",
+    "log_card_age_days": lambda v, _, ctx: f"card first seen {_duration(math.expm1(v) * 86_400)} before",
 }
 NOTHING_STANDS_OUT = "no single feature stands out: an unusual combination"
 

@@ -71,14 +71,20 @@ def _checked(model: Ensemble, path: str) -> Ensemble:
 
 
 class OnlineCheckpoint:
-    """The online detector's learned state, saved as the stream goes by."""
+    """What the model learns from the stream, saved as it goes by: the online detector
+    and the alert budget's recent score distribution."""
 
     def __init__(self, path: Path):
         self.path = path
 
     def save(self, model: Ensemble) -> None:
-        """Atomically write ``model``'s online detector, tagged with the model's version."""
-        state = {"model_version": model.version, "online": model.online, "saved_at": datetime.now(UTC).isoformat()}
+        """Atomically write ``model``'s online detector and budget, tagged with the model's version."""
+        state = {
+            "model_version": model.version,
+            "online": model.online,
+            "budget": model.budget,
+            "saved_at": datetime.now(UTC).isoformat(),
+        }
         write_joblib(state, self.path)
 
     def restore(self, model: Ensemble) -> bool:
@@ -91,6 +97,8 @@ class OnlineCheckpoint:
                      self.path, saved.get("model_version"), model.version)  # fmt: skip
             return False
         model.online = saved["online"]
+        if saved.get("budget") is not None:
+            model.budget = saved["budget"]
         log.info("online detector restored from %s (saved %s)", self.path, saved.get("saved_at"))
         return True
 

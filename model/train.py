@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,30 +12,42 @@ import sklearn
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from model.behavior import CardBehavior
-from model.detectors import ONLINE_DETECTORS, RISK_FEATURES, Detector, IsolationForestDetector
-from model.ensemble import EmpiricalCDF, Ensemble
-from model.features import FEATURE_NAMES, Txn, featurize, txns_from_columns
+from model.detectors import ONLINE_DETECTORS, Detector, IsolationForestDetector
+from model.drift import DriftMonitor
+from model.ensemble import DRIFT_FEATURES, Ensemble, NinesScale
+from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, txns_from_columns
+from model.supervised import SupervisedDetector
+from model.threshold import AlertBudget
 
-TRAINING_COLUMNS = ("card_token", "event_time", "amt", "category", "birth_year")
+TRAINING_COLUMNS = ("card_token", "event_time", "amt", "category", "birth_year", "city_pop")
+LABEL_DELAY = timedelta(days=7)  # labels (chargebacks) arrive about a week after the event
+MIN_FRAUDS = 50  # fewer labelled frauds than this: no supervised classifier, the unsupervised ensemble alone
+DEFAULT_ALERTS_PER_DAY = 10.0  # the budget when the history says nothing about the fraud rate
+_MIN_HELDOUT_ROWS = 1000
 _ONLINE_WARMUP_CHUNK = 5000
 
 
 def txns_from_frame(df: pd.DataFrame) -> list[Txn]:
-    """Rows of a time-ordered frame (``TRAINING_COLUMNS``) as model transactions."""
+    """Rows of a time-ordered frame (``TRAINING_COLUMNS``) as model transactions.
+
+    A frame without ``city_pop`` (an older export) gets 0 for it.
+    """
     seconds = df["event_time"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+    city_pop = df["city_pop"].astype(np.int64).tolist() if "city_pop" in df else [0] * len(df)
     return txns_from_columns(
         df["card_token"].tolist(),
         seconds.tolist(),
         df["amt"].astype(float).tolist(),
         df["category"].tolist(),
         df["birth_year"].astype(int).tolist(),
+        city_pop,
     )
 
 
-def feature_matrix(df: pd.DataFrame, category_medians: dict[str, float]) -> np.ndarray:
+def feature_matrix(df: pd.DataFrame, norms: CategoryNorms) -> np.ndarray:
     """Features of every row, replaying the frame in time order from empty card states."""
     states: dict[str, CardBehavior] = {}
-    return featurize(txns_from_frame(df), states, category_medians)
+    return featurize(txns_from_frame(df), states, norms)
 
 
 def evaluate(y_true: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
@@ -58,45 +70,110 @@ def evaluate(y_true: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict
 def train(
     df: pd.DataFrame,
     *,
-    alert_rate: float = 0.006,
+    alerts_per_day: float | None = None,
+    label_cutoff: datetime | None = None,
+    label_delay: timedelta = LABEL_DELAY,
+    supervised: bool = True,
+    min_frauds: int = MIN_FRAUDS,
     online_detector: str = "zscore",
-    iforest_weight: float = 0.6,
+    iforest_weight: float = 0.7,
     max_iforest_rows: int = 200_000,
     random_state: int = 0,
     source: str = "",
 ) -> tuple[Ensemble, dict]:
     """Fit the ensemble on a time-ordered historical window.
 
-    ``alert_rate`` sets the threshold: the share of training events that would be
-    flagged. ``is_fraud`` is used only to report quality, never to fit.
-    Returns the model and its training report.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``TRAINING_COLUMNS``, and ``is_fraud`` when labels are known.
+    alerts_per_day : float, optional
+        The alert budget. Default: the labelled frauds per event-day of the
+        window, or ``DEFAULT_ALERTS_PER_DAY`` without labelled frauds.
+    label_cutoff : datetime, optional
+        Only labels of events before it are used: the labels that had arrived by
+        the training cut-off. Default: the window's last event time minus
+        ``label_delay``. Later rows keep their features (the unsupervised
+        detectors, the scales and the budget see them) but not their labels.
+    supervised : bool, default True
+        False trains the unsupervised ensemble only (a "labels off" run).
+    min_frauds : int
+        Least number of labelled frauds to train the supervised classifier.
+
+    Returns
+    -------
+    (Ensemble, dict)
+        The model and its training report (also its ``metadata``).
     """
     df = df.sort_values("event_time", kind="stable").reset_index(drop=True)
-    category_medians = {k: float(v) for k, v in df.groupby("category")["amt"].median().items()}
-    X = feature_matrix(df, category_medians)
+    norms = CategoryNorms.fit(df["category"], df["amt"])
+    X = feature_matrix(df, norms)
+    seconds = df["event_time"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+    days = seconds // 86_400
 
     rng = np.random.default_rng(random_state)
     fit_rows = X if len(X) <= max_iforest_rows else X[rng.choice(len(X), max_iforest_rows, replace=False)]
     iforest = IsolationForestDetector(random_state=random_state).fit(fit_rows)
     iforest_raw = iforest.score_many(X)
-
     online, online_raw = _warm_up_online(ONLINE_DETECTORS[online_detector](), X)
+    scales = {"iforest": NinesScale(iforest_raw), "online": NinesScale(online_raw)}
+    for name in iforest.features:
+        scales[f"feature:{name}"] = NinesScale(X[:, FEATURE_NAMES.index(name)])
+
+    cutoff = pd.Timestamp(label_cutoff) if label_cutoff is not None else df["event_time"].max() - label_delay
+    labelled = (df["event_time"] < cutoff).to_numpy() if "is_fraud" in df and len(df) else np.zeros(len(df), bool)
+    y = df["is_fraud"].to_numpy(dtype=bool) if "is_fraud" in df else np.zeros(len(df), bool)
+    frauds = int(y[labelled].sum())
+    classifier, why = None, "supervised=False"
+    if supervised:
+        if frauds < min_frauds:
+            why = f"{frauds} labelled frauds before {cutoff}, fewer than {min_frauds}"
+        elif frauds == int(labelled.sum()):
+            why = "every labelled event is a fraud"
+        else:
+            classifier = SupervisedDetector(random_state=random_state).fit(X[labelled], y[labelled])
+            why = "trained"
+
+    supervised_raw = None
+    reference = np.ones(len(X), dtype=bool)  # the events the scale and the budget start from
+    if classifier is not None:
+        supervised_raw = classifier.score_many(X)
+        # Its own training events score lower than new ones (it has fitted them): the
+        # events after the label cut-off, whose labels it never saw, are the fair reference.
+        if int((~labelled).sum()) >= _MIN_HELDOUT_ROWS:
+            reference = ~labelled
+        scales["supervised"] = NinesScale(supervised_raw[reference])
+
+    labelled_days = int(np.ptp(days[labelled])) + 1 if labelled.any() else 0
+    if alerts_per_day is None:
+        alerts_per_day = frauds / labelled_days if frauds else DEFAULT_ALERTS_PER_DAY
     model = Ensemble(
         iforest=iforest,
         online=online,
-        iforest_cdf=EmpiricalCDF(iforest_raw),
-        online_cdf=EmpiricalCDF(online_raw),
-        threshold=1.0,
-        category_medians=category_medians,
-        feature_cdfs={f: EmpiricalCDF(X[:, FEATURE_NAMES.index(f)]) for f in RISK_FEATURES},
+        scales=scales,
+        category_norms=norms,
+        supervised=classifier,
         iforest_weight=iforest_weight,
+        drift=DriftMonitor(DRIFT_FEATURES),
     )
-    score = model.combine(iforest_raw, online_raw)
-    model.threshold = float(np.quantile(score, 1.0 - alert_rate))
+    score = model.combine(iforest_raw, online_raw, supervised_raw)
+    model.budget = AlertBudget.from_training(score[reference], days[reference], alerts_per_day)
 
-    report = _report(df, model, source=source, online_detector=online_detector, alert_rate=alert_rate)
+    report = _report(df, model, source=source, online_detector=online_detector)
+    report["supervised"] = {
+        "trained": classifier is not None,
+        "why": why,
+        "label_cutoff": str(cutoff),
+        "labelled_rows": int(labelled.sum()),
+        "labelled_frauds": frauds,
+    }
+    report["alerts_per_day"] = float(alerts_per_day)
+    report["threshold"] = model.current_threshold()
     if "is_fraud" in df:
-        report["training_quality"] = evaluate(df["is_fraud"].to_numpy(), score, score >= model.threshold)
+        flagged = score >= report["threshold"]
+        report["training_quality"] = evaluate(y, score, flagged)  # in-sample for what learned from labels
+        if not labelled.all():
+            report["heldout_quality"] = evaluate(y[~labelled], score[~labelled], flagged[~labelled])
     model.metadata = report
     return model, report
 
@@ -114,7 +191,7 @@ def _warm_up_online(online: Detector, X: np.ndarray) -> tuple[Detector, np.ndarr
     return online, online_raw
 
 
-def _report(df: pd.DataFrame, model: Ensemble, *, source: str, online_detector: str, alert_rate: float) -> dict:
+def _report(df: pd.DataFrame, model: Ensemble, *, source: str, online_detector: str) -> dict:
     """The model's metadata: its version, what it was trained on, how, and with which libraries."""
     return {
         "version": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
@@ -126,10 +203,10 @@ def _report(df: pd.DataFrame, model: Ensemble, *, source: str, online_detector: 
             "end": str(df["event_time"].max()),
         },
         "features": list(FEATURE_NAMES),
+        "category_norms": model.category_norms.to_dict(),
         "online_detector": online_detector,
+        "iforest_features": list(model.iforest.features),
         "iforest_weight": model.iforest_weight,
-        "alert_rate": alert_rate,
-        "threshold": model.threshold,
         "versions": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,

@@ -31,6 +31,7 @@ def load_history(source: CsvSource, protector: CardProtector, until: datetime | 
             "amt": pc.cast(c["amt"], pa.float64()).to_numpy(),
             "category": c["category"].to_pylist(),
             "birth_year": pc.cast(pc.utf8_slice_codeunits(c["dob"], 0, 4), pa.int64()).to_numpy(),
+            "city_pop": pc.cast(c["city_pop"], pa.int64()).to_numpy(),
             "is_fraud": pc.equal(c["is_fraud"], "1").to_numpy(zero_copy_only=False),
         })  # fmt: skip
         if until is not None:

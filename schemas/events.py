@@ -89,10 +89,19 @@ class ScoreEvent(_Event):
     event_time: EventTime
     iforest_score: Score = Field(description="Isolation Forest anomaly score, higher = more anomalous.")
     online_score: Score = Field(description="Online river detector score, higher = more anomalous.")
-    score: UnitScore = Field(description="Ensemble score in [0, 1].")
+    supervised_score: Score | None = Field(
+        default=None, description="Fraud probability from the supervised classifier; null when the model has none."
+    )
+    score: UnitScore = Field(
+        description="Ensemble score in [0, 1): nines / (nines + 3), where nines = -log10(1 - training percentile)."
+    )
+    threshold: Score = Field(description="The alert threshold in force when the event was scored (score >= it).")
     flagged: bool
-    reason: Reason = Field(description="Why the event looks unusual: the features furthest from the card's norm.")
+    reason: Reason = Field(description="Why the event was flagged: its top contributing features, in words.")
     model_version: ShortText
+    features: list[Score] = Field(
+        description="The feature row the event was scored from (model.features.FEATURE_NAMES order)."
+    )
     shadow_score: UnitScore | None = Field(
         default=None, description="Ensemble score of the shadow (candidate) model, when one is set; it never alerts."
     )

@@ -13,6 +13,7 @@ from consumers.card_state import BehaviorStore
 from consumers.persist import PersistService
 from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
+from model.features import FEATURE_NAMES
 from model.train import train
 from producer.cards import CardProtector
 from producer.history import load_history
@@ -62,6 +63,19 @@ def test_every_row_lands_once_with_one_score(clients, replayed, kaggle_csv):
         cur.execute("SELECT count(*) FROM labels WHERE is_fraud")
         assert cur.fetchone()[0] == 5
     conn.close()
+
+
+def test_scores_keep_the_served_features_and_the_threshold_in_force(clients, replayed):
+    conn = clients.pg()
+    with conn.cursor() as cur:
+        cur.execute("SELECT features, threshold, supervised_score FROM scores")
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) FROM scored_transactions WHERE threshold IS NOT NULL AND supervised_score IS NULL")
+        exposed = cur.fetchone()[0]
+    conn.close()
+    assert len(rows) == 600 and exposed == 600  # 5 frauds: no classifier, the unsupervised ensemble
+    assert all(len(f) == len(FEATURE_NAMES) and all(isinstance(v, float) for v in f) for f, _, _ in rows)
+    assert all(0 <= t <= 1 and s is None for _, t, s in rows)
 
 
 def test_behavior_items_equal_the_input_per_card(clients, replayed, kaggle_csv):

@@ -8,7 +8,7 @@ import orjson
 
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
-from model.features import Txn, epoch_seconds, featurize
+from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
 from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
@@ -27,14 +27,16 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     model, _ = train(history)
     checkpoint = OnlineCheckpoint(tmp_path / "online.joblib")
     first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
-    X = feature_matrix(history, model.category_medians)
+    X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
+    first.model.budget.observe(np.full(5000, 0.9), np.arange(5000) // 1000 + 20_000)  # and the budget's days
     first.save_online()
 
     fresh, _ = train(history)
     fresh.metadata["version"] = model.version
     second = ScorerService("t", "s", "a", store=None, model=fresh, producer=None, online_checkpoint=checkpoint)
     assert np.allclose(second.model.online.score_many(X), first.model.online.score_many(X))
+    assert second.model.current_threshold() == first.model.current_threshold() != model.metadata["threshold"]
 
     other, _ = train(history)
     other.metadata["version"] = "another-model"
@@ -63,15 +65,19 @@ def transaction_messages(path) -> list[FakeMessage]:
             for i, (v, k) in enumerate(zip(block.events, block.keys, strict=True))]  # fmt: skip
 
 
+def score_all(scorer: ScorerService, messages: list[FakeMessage], cut: int = 250) -> None:
+    for batch in (messages[:cut], messages[cut:]):
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])
+
+
 def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_defines(kaggle_csv):
     model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
     reference = copy.deepcopy(model)
     producer = FakeProducer()
-    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer, threshold=0.95)
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer)
     messages = transaction_messages(kaggle_csv)
     batches = [messages[:250], messages[250:]]
-    for batch in batches:
-        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])
+    score_all(scorer, messages)
 
     events = [TransactionEvent.model_validate_json(m.value()) for m in messages]
     sent = {topic: [p for p in producer.produced if p["topic"] == topic] for topic in ("scores", "alerts")}
@@ -86,14 +92,17 @@ def test_every_event_gets_a_score_and_every_flagged_one_an_alert_as_the_schema_d
     states: dict[str, CardBehavior] = {}
     expected = []
     for batch in batches:
-        txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+        txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year, e.city_pop,
                     (m.partition(), m.offset()), e.trans_num)
                 for m in batch for e in [TransactionEvent.model_validate_json(m.value())]]  # fmt: skip
-        expected.append(reference.score_batch(featurize(txns, states, reference.category_medians), 0.95))
+        X = featurize(txns, states, reference.category_norms)
+        expected.append(reference.score_batch(X, None, np.array([t.t for t in txns])))
     assert [s.score for s in scores] == np.concatenate([r.score for r in expected]).tolist()
     assert [s.iforest_score for s in scores] == np.concatenate([r.iforest for r in expected]).tolist()
     assert [s.online_score for s in scores] == np.concatenate([r.online for r in expected]).tolist()
     assert [s.flagged for s in scores] == np.concatenate([r.flagged for r in expected]).tolist()
+    assert [s.threshold for s in scores] == [r.threshold for r in expected for _ in range(len(r.score))]
+    assert all(s.supervised_score is None for s in scores)  # 5 frauds: the unsupervised ensemble
     assert all(s.model_version == model.version and (s.reason != "") == s.flagged for s in scores)
 
     flagged = {s.trans_num: s for s in scores if s.flagged}
@@ -112,7 +121,7 @@ def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_withou
                                                                                           caplog):  # fmt: skip
     history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
     current, _ = train(history)
-    candidate, _ = train(history, alert_rate=0.2, random_state=1)  # flags far more than the current one
+    candidate, _ = train(history, alerts_per_day=200.0, random_state=1)  # flags far more than the current one
     current.metadata["version"], candidate.metadata["version"] = "v-current", "v-candidate"
     registry = ModelRegistry(tmp_path)
     registry.save(current)
@@ -134,12 +143,13 @@ def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_withou
     scorer.process([Decoded(m, scorer.decode(m)) for m in batches[0]])
     scores, alerts = sent("scores", ScoreEvent), sent("alerts", AlertEvent)
     states: dict[str, CardBehavior] = {}
-    txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year,
+    txns = [Txn(e.card_token, epoch_seconds(e.event_time), e.amt, e.category, e.birth_year, e.city_pop,
                 (m.partition(), m.offset()), e.trans_num)
             for m in batches[0] for e in [TransactionEvent.model_validate_json(m.value())]]  # fmt: skip
-    X = featurize(txns, states, current.category_medians)
-    expected_current = reference["current"].score_batch(X)
-    expected_shadow = reference["candidate"].score_batch(X)
+    X = featurize(txns, states, current.category_norms)
+    times = np.array([t.t for t in txns])
+    expected_current = reference["current"].score_batch(X, None, times)
+    expected_shadow = reference["candidate"].score_batch(X, None, times)
     assert [s.score for s in scores] == expected_current.score.tolist()  # the shadow does not disturb the current
     assert [s.shadow_score for s in scores] == expected_shadow.score.tolist()
     assert {(s.model_version, s.shadow_version) for s in scores} == {("v-current", "v-candidate")}
@@ -179,3 +189,24 @@ def test_a_version_that_cannot_load_keeps_the_scorer_on_the_one_it_has(tmp_path,
     registry.promote(second)
     scorer.refresh_models()
     assert scorer.model.version == first
+
+
+def test_training_and_serving_compute_identical_feature_rows(kaggle_csv):
+    """The same rows as a training frame (``model.train``) and as served events (the scorer)."""
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer)
+    score_all(scorer, transaction_messages(kaggle_csv), cut=317)
+    served = {}
+    for p in producer.produced:
+        if p["topic"] == "scores":
+            s = ScoreEvent.model_validate_json(p["value"])
+            served[s.trans_num] = s.features
+    trained = feature_matrix(history, model.category_norms)
+    trans_nums = [e.trans_num for e in map(TransactionEvent.model_validate_json, (m.value() for m in
+                  transaction_messages(kaggle_csv)))]  # fmt: skip
+    # The file is in time order, so the frame's row order is the stream's.
+    assert history["event_time"].is_monotonic_increasing and len(trans_nums) == len(trained)
+    assert np.array_equal(np.array([served[t] for t in trans_nums]), trained)
+    assert trained.shape == (600, len(FEATURE_NAMES)) and history["city_pop"].gt(0).all()

@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from model.behavior import CardBehavior
+from model.behavior import CardBehavior, is_night_second
 
 AMOUNTS = [12.5, 3.99, 250.0, 42.42, 7.01, 99.99]
 
@@ -70,8 +70,9 @@ def test_one_pass_windows_agree_with_each_window():
         for now in (t, t + 1800, t + 50_000, t - 4000):
             n1, c1 = s.window(now, 3600)
             n24, c24 = s.window(now, 86_400)
-            n7, _ = s.window(now, 7 * 86_400)
-            assert s.windows(now) == (n1, c1, n24, c24, n7)
+            n7, c7 = s.window(now, 7 * 86_400)
+            night24 = sum(1 for u, _ in s.recent if now - 86_400 < u <= now and is_night_second(u))
+            assert s.windows(now) == (n1, c1, n24, c24, night24, n7, c7)
 
 
 def test_the_same_transaction_published_twice_counts_once():
@@ -84,3 +85,16 @@ def test_the_same_transaction_published_twice_counts_once():
     s.apply(later, 1.0, "travel", (0, 9), "c" * 32)
     assert list(s.recent_ids) == ["c" * 16]  # ids leave with the 7-day window
     assert CardBehavior.from_dict(s.to_dict()) == s
+
+
+def test_per_category_spread_and_night_habit_are_exact_and_old_stored_states_still_load():
+    s = apply_all(CardBehavior(), start=1_546_300_800 + 21 * 3600)  # 21:00, then every 10 minutes
+    assert s.category_std("grocery_pos") == pytest.approx(statistics.stdev(AMOUNTS[1::2]))
+    assert s.category_std("travel") == 0.0
+    assert s.night_count == 0 + sum(1 for i in range(len(AMOUNTS)) if 21 * 3600 + i * 600 >= 22 * 3600)
+    assert s.recent_cents == round(sum(AMOUNTS) * 100)
+    back = CardBehavior.from_dict(s.to_dict())
+    assert back == s and "recent_cents" not in s.to_dict()  # derived, recomputed on load
+    legacy = {k: v for k, v in s.to_dict().items() if k not in ("category_m2", "night_count")}
+    old = CardBehavior.from_dict(legacy)
+    assert (old.category_m2, old.night_count, old.count) == ({}, 0, s.count)

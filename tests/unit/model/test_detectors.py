@@ -14,8 +14,9 @@ import pytest
 
 from model.detectors import HalfSpaceTreesDetector, IsolationForestDetector, OnlineStandardizedDetector
 from model.ensemble import Ensemble
-from model.features import FEATURE_NAMES
+from model.features import FEATURE_NAMES, CategoryNorms
 from model.registry import ModelRegistry, read_joblib, write_joblib
+from model.supervised import SupervisedDetector
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.history import load_history
@@ -36,8 +37,8 @@ class Case:
 
 _history = load_history(CsvSource(str(FIXTURES / "kaggle_rows2301_2900.csv")), CardProtector(b"unit-test-key-0123"))
 HISTORY = _history.sort_values("event_time", kind="stable").reset_index(drop=True)
-MEDIANS = {k: float(v) for k, v in HISTORY.groupby("category")["amt"].median().items()}
-X = feature_matrix(HISTORY, MEDIANS)
+NORMS = CategoryNorms.fit(HISTORY["category"], HISTORY["amt"])
+X = feature_matrix(HISTORY, NORMS)
 TRAIN, FRESH = X[:450], X[450:]
 
 
@@ -48,18 +49,34 @@ def outlier() -> np.ndarray:
         "log_amt": np.log1p(25_000),
         "amt_to_card_mean": 300.0,
         "amt_zscore": 80.0,
+        "amt_to_card_max": 50.0,
         "amt_to_card_category_mean": 300.0,
+        "amt_card_category_zscore": 80.0,
         "amt_to_category_median": 300.0,
+        "amt_category_logz": 8.0,
         "night": 1.0,
         "hour": 3.0,
+        "log_secs_since_last": np.log1p(60),
         "count_1h": 12.0,
         "log_sum_1h": np.log1p(60_000),
         "count_24h": 30.0,
         "log_sum_24h": np.log1p(90_000),
+        "night_count_24h": 30.0,
+        "count_24h_to_rate": 20.0,
+        "sum_24h_to_daily_spend": 300.0,
     }
     for name, value in extreme.items():
         row[FEATURE_NAMES.index(name)] = value
     return row[None, :]
+
+
+def _supervised(seed: int) -> SupervisedDetector:
+    """Fitted on the fixture's labels plus frauds shaped like the outlier (5 real frauds are too few to learn)."""
+    rng = np.random.default_rng(seed)
+    frauds = outlier() * rng.uniform(0.7, 1.3, size=(40, X.shape[1]))
+    rows = np.vstack([TRAIN, frauds])
+    labels = np.concatenate([HISTORY["is_fraud"].to_numpy(dtype=bool)[:450], np.ones(len(frauds), bool)])
+    return SupervisedDetector(min_samples_leaf=5, random_state=seed).fit(rows, labels)
 
 
 def _learned(detector: Any) -> Any:
@@ -78,7 +95,7 @@ def _ensemble_round_trip(model: Ensemble, tmp_path: Any) -> Ensemble:
 
 
 def _ensemble_score(model: Ensemble, rows: np.ndarray) -> np.ndarray:
-    return model.combine(model.iforest.score_many(rows), model.online.score_many(rows))
+    return model.score_many(rows)
 
 
 def _detector_case(name: str, fit: Callable[[int], Any]) -> Case:
@@ -89,6 +106,7 @@ CASES = [
     _detector_case("iforest", lambda seed: IsolationForestDetector(random_state=seed).fit(TRAIN)),
     _detector_case("zscore", lambda seed: _learned(OnlineStandardizedDetector())),
     _detector_case("hst", lambda seed: _learned(HalfSpaceTreesDetector(seed=seed))),
+    _detector_case("supervised", _supervised),
     Case(
         "ensemble",
         lambda seed: train(HISTORY.iloc[:450], random_state=seed)[0],

@@ -1,0 +1,129 @@
+"""In-process scorer throughput: ``ScorerService.process`` alone, no broker, no DynamoDB.
+
+Trains on the first rows of a transactions CSV, then scores the next ``--events``
+rows as the producer encodes them, in micro-batches of ``--batch`` messages, with a
+producer that only collects the messages and card states kept in memory. What is
+timed is decode + features + ensemble + explanations + encoding of scores/alerts::
+
+    PYTHONPATH=. python -m benchmarks.scorer --data FILE [--train-rows 100000] [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from consumers.scorer import ScorerService
+from model.behavior import CardBehavior
+from model.train import train
+from producer.cards import CardProtector
+from producer.encode import encode_events
+from producer.history import load_history
+from producer.source import CsvSource
+from streaming.service import Decoded
+
+PROTECTOR = CardProtector(b"benchmark-key-0123456789")
+
+
+class _Message:
+    __slots__ = ("_offset", "_partition", "_value")
+
+    def __init__(self, partition: int, offset: int, value: bytes):
+        self._partition, self._offset, self._value = partition, offset, value
+
+    def topic(self) -> str:
+        return "transactions"
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+class _CollectingProducer:
+    def __init__(self) -> None:
+        self.produced = 0
+
+    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None, **_: Any) -> None:
+        self.produced += 1
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+class _MemoryStore:
+    def __init__(self) -> None:
+        self.saved: dict[str, CardBehavior] = {}
+
+    def load_many(self, tokens: list[str]) -> dict[str, CardBehavior]:
+        return {t: self.saved[t] for t in tokens if t in self.saved}
+
+    def save_many(self, states: dict[str, CardBehavior]) -> None:
+        self.saved.update(states)
+
+
+def _messages(path: Path, skip: int, count: int) -> list[_Message]:
+    out: list[_Message] = []
+    seen = 0
+    for chunk in CsvSource(str(path)).chunks():
+        block = encode_events(chunk.batch, chunk.lines, PROTECTOR)
+        for value in block.events:
+            if seen >= skip:
+                out.append(_Message(len(out) % 3, len(out) // 3, value))
+                if len(out) == count:
+                    return out
+            seen += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--train-rows", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    args = parser.parse_args(argv)
+
+    history = load_history(CsvSource(str(args.data)), PROTECTOR)
+    history = history.iloc[: args.train_rows]
+    t0 = time.perf_counter()
+    model, _ = train(pd.DataFrame(history))
+    train_s = time.perf_counter() - t0
+    messages = _messages(args.data, args.train_rows, args.events)
+
+    producer = _CollectingProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", _MemoryStore(), model, producer)  # type: ignore[arg-type]
+    it = iter(messages)
+    t0 = time.perf_counter()
+    while batch := list(islice(it, args.batch)):
+        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])  # type: ignore[arg-type]
+        scorer.flush()
+    seconds = time.perf_counter() - t0
+    result = {
+        "train_rows": len(history),
+        "train_s": round(train_s, 1),
+        "events": scorer.scored,
+        "alerts": scorer.alerted,
+        "batch": args.batch,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(scorer.scored / seconds),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
