@@ -30,7 +30,7 @@ def test_a_promoted_shadow_takes_over_the_running_scorer(clients, services, tmp_
     protector = CardProtector(App(settings).card_key())
     history = load_history(CsvSource(str(KAGGLE)), protector)
     current, _ = train(history)
-    candidate, _ = train(history, alert_rate=0.05, random_state=1)
+    candidate, _ = train(history, alerts_per_day=50.0, random_state=1)
     current.metadata["version"], candidate.metadata["version"] = "v-current", "v-candidate"
     registry = ModelRegistry(tmp_path / "models")
     registry.save(current)
