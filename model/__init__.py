@@ -1,2 +1,3 @@
-"""Pure model code: features, per-card behaviour, detectors, ensemble, training, and the
-registry (files only). No I/O clients, no environment reads."""
+"""Pure model code: features, per-card behaviour, detectors (unsupervised and the supervised
+classifier), the ensemble with its alert budget, drift monitor and explanations, training,
+and the registry (files only). No I/O clients, no environment reads."""

@@ -296,17 +296,24 @@ def _since_last(v: float, values: Mapping[str, float], ctx: EventContext) -> str
     return f"{_duration(seconds)} after this card's previous transaction"
 
 
+def _deviations(v: float) -> str:
+    # Models also flag amounts far *below* a norm (fraud tests cards with small amounts).
+    return f"{abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'}"
+
+
 def _history(v: float, values: Mapping[str, float], ctx: EventContext) -> str:
     earlier = round(math.expm1(v))
     if earlier == 0:
         return "first transaction seen on this card"
+    if earlier == 1:
+        return "only 1 earlier transaction on this card"
     return f"only {earlier} earlier transactions on this card" if earlier <= 5 else f"{earlier:,} earlier transactions"
 
 
 PHRASES: dict[str, Phrase] = {
-    "log_amt": lambda v, _, ctx: f"large amount {_money(ctx.amt)}",
+    "log_amt": lambda v, _, ctx: f"amount of {_money(ctx.amt)}",
     "amt_to_card_mean": lambda v, _, ctx: f"amount {_times(v)} this card's average",
-    "amt_zscore": lambda v, _, ctx: f"amount {v:.1f} standard deviations above this card's mean",
+    "amt_zscore": lambda v, _, ctx: f"amount {_deviations(v)} this card's mean",
     "amt_to_card_category_mean": lambda v, _, ctx: (
         f"{_money(ctx.amt)} is {_times(v)} this card's usual {ctx.category} amount"
     ),
@@ -329,11 +336,9 @@ PHRASES: dict[str, Phrase] = {
     "age": lambda v, _, ctx: f"cardholder aged {v:.0f}",
     "log_city_pop": lambda v, _, ctx: f"home city of {round(math.expm1(v)):,} people",
     "amt_to_card_max": lambda v, _, ctx: f"{_money(ctx.amt)} is {_times(v)} the largest amount on this card before",
-    "amt_card_category_zscore": lambda v, _, ctx: (
-        f"amount {v:.1f} standard deviations above this card's usual {ctx.category} amount"
-    ),
+    "amt_card_category_zscore": lambda v, _, ctx: f"amount {_deviations(v)} this card's usual {ctx.category} amount",
     "amt_category_logz": lambda v, _, ctx: (
-        f"{_money(ctx.amt)} is {v:.1f} standard deviations (log scale) above typical {ctx.category} amounts"
+        f"{_money(ctx.amt)} is {_deviations(v)} typical {ctx.category} amounts (log scale)"
     ),
     "card_night_share": lambda v, _, ctx: f"{v:.0%} of this card's earlier transactions were at night",
     "log_sum_7d": _spent_before("7 days"),

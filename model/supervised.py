@@ -8,11 +8,26 @@ cut-off (``model.train.train``).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import ThreadpoolController
 
 from model.explain import tree_contributions
 from model.features import FEATURE_NAMES
+
+_threadpools: ThreadpoolController | None = None  # found once: finding the libraries takes ~20 ms
+
+
+def _openmp_threads(n: int | None) -> AbstractContextManager[Any]:
+    if n is None:
+        return nullcontext()
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=n, user_api="openmp")
 
 
 class SupervisedDetector:
@@ -28,6 +43,13 @@ class SupervisedDetector:
         Passed to ``HistGradientBoostingClassifier``.
     random_state : int
         Seeds the early-stopping validation split.
+    n_threads : int or None, default 1
+        OpenMP threads for fitting and scoring (None: scikit-learn's default, all
+        cores). scikit-learn opens a parallel region per tree (scoring) and per
+        split (fitting); on cores shared with other services that costs more than
+        it saves: on a busy 2-core machine a 5,000-event batch scored in 3.3 s with
+        the default threads and 0.3 s with one, and a 100k-row fit took 31 s
+        against 10 s. Raise it on a dedicated training machine.
 
     Attributes
     ----------
@@ -43,6 +65,7 @@ class SupervisedDetector:
         l2_regularization: float = 5.0,
         max_iter: int = 500,
         random_state: int = 0,
+        n_threads: int | None = 1,
     ):
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -50,10 +73,11 @@ class SupervisedDetector:
         self.l2_regularization = l2_regularization
         self.max_iter = max_iter
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SupervisedDetector:
         """Fit on feature rows ``X`` and their fraud labels ``y`` (both classes needed)."""
-        self.classifier_ = HistGradientBoostingClassifier(
+        classifier = HistGradientBoostingClassifier(
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
@@ -64,14 +88,17 @@ class SupervisedDetector:
             n_iter_no_change=30,
             scoring="loss",
             random_state=self.random_state,
-        ).fit(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=bool))
+        )
+        with _openmp_threads(self.n_threads):
+            self.classifier_ = classifier.fit(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=bool))
         return self
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
         """Fraud probability of each row."""
         if not len(X):
             return np.zeros(0)
-        return self.classifier_.predict_proba(X)[:, 1]
+        with _openmp_threads(self.n_threads):
+            return self.classifier_.predict_proba(X)[:, 1]
 
     def score_one(self, x: dict[str, float]) -> float:
         return float(self.score_many(np.array([[x[name] for name in FEATURE_NAMES]], dtype=np.float64))[0])

@@ -157,6 +157,13 @@ def test_every_current_and_planned_feature_has_its_own_short_phrase(name):
         ("count_24h", 10.0, "11th transaction in 24 hours"),
         ("category_share", 0.02, "gas_transport is 2% of this card's past purchases"),
         ("log_city_pop", np.log1p(2500), "home city of 2,500 people"),
+        (
+            "amt_category_logz",
+            -6.6,
+            "$12.50 is 6.6 standard deviations below typical gas_transport amounts (log scale)",
+        ),
+        ("amt_zscore", 4.0, "amount 4.0 standard deviations above this card's mean"),
+        ("log_card_history", np.log1p(1), "only 1 earlier transaction on this card"),
     ],
 )
 def test_phrases_read_the_features_units(name, value, expected):
