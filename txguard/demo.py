@@ -84,7 +84,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     split = first + (last - first) * options.train_fraction
     print(f"  {path}: {first} .. {last}; training window before {split:%Y-%m-%d %H:%M}")
 
-    print("== 3/5 training (Isolation Forest + river online detector)")
+    print("== 3/5 training (Isolation Forest, river online detector, supervised classifier)")
     t0 = time.monotonic()
     print(console.training_text(app.train(str(path), split)))
     print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_dir}")
