@@ -200,7 +200,7 @@ class ModelRegistry:
     @classmethod
     def at(cls, location: str | Path) -> ModelRegistry:
         if str(location).startswith("s3://"):
-            raise NotImplementedError("an s3:// model registry is not implemented yet: use a local directory")
+            raise ValueError(f"{location}: the model registry is a local directory (s3:// is not supported)")
         return cls(Path(location))
 
     # --- pointers ------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_no_model_at_all_says_how_to_get_one(tmp_path):
 
 
 def test_s3_is_not_a_local_directory(tmp_path):
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="local directory"):
         ModelRegistry.at("s3://bucket/models")
     assert ModelRegistry.at(tmp_path).directory == tmp_path
 
