@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -273,14 +273,16 @@ class App:
         consumer = self.clients.consumer(f"dlq-viewer-{os.getpid()}",
                                          **{"enable.partition.eof": True, "auto.offset.reset": "earliest"})  # fmt: skip
         summary = DeadLetterSummary()
+        latest: deque[DeadLetter] = deque(maxlen=keep_latest)
         try:
             for msg in read_to_end(consumer, self.settings.topic(DLQ)):
                 record = DeadLetter.from_headers(msg.headers())  # type: ignore[arg-type]  # values are bytes
                 summary.total += 1
                 summary.by_kind[record.kind] += 1
-                summary.latest = (summary.latest + [record])[-keep_latest:] if keep_latest else []
+                latest.append(record)
         finally:
             consumer.close()
+        summary.latest = list(latest)
         return summary
 
     # --- PostgreSQL ----------------------------------------------------------------------
