@@ -152,12 +152,7 @@ class AlertBudget:
         event_days : numpy.ndarray
             Integer event-day of each event (e.g. days since the epoch), shape (n,).
         """
-        scores = np.asarray(scores, dtype=np.float64).ravel()
-        days = np.asarray(event_days).ravel().astype(np.int64)
-        if scores.shape != days.shape:
-            raise ValueError(f"scores {scores.shape} and event_days {days.shape} differ in shape")
-        keep = np.isfinite(scores)
-        scores, days = scores[keep], days[keep]
+        scores, days = _finite_pairs(scores, np.asarray(event_days).ravel().astype(np.int64), "event_days")
         if not len(scores):
             return
         if self.current_day_ is None:
@@ -232,12 +227,7 @@ class AlertBudget:
         is_fraud : numpy.ndarray
             Their labels, shape (n,), truthy for fraud.
         """
-        scores = np.asarray(scores, dtype=np.float64).ravel()
-        fraud = np.asarray(is_fraud).ravel().astype(bool)
-        if scores.shape != fraud.shape:
-            raise ValueError(f"scores {scores.shape} and is_fraud {fraud.shape} differ in shape")
-        keep = np.isfinite(scores)
-        scores, fraud = scores[keep], fraud[keep]
+        scores, fraud = _finite_pairs(scores, np.asarray(is_fraud).ravel().astype(bool), "is_fraud")
         if not len(scores):
             return
         forget = 0.5 ** (len(scores) / self.label_half_life)
@@ -313,3 +303,12 @@ class AlertBudget:
         self.history_days_ = self.history_days_ * decay**elapsed + (1.0 - decay**elapsed) / (1.0 - decay)
         self.today_counts_ = np.zeros(self.n_bins)
         self.current_day_ = day
+
+
+def _finite_pairs(scores: np.ndarray, other: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scores as a flat float array and their paired values, without non-finite scores."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.shape != other.shape:
+        raise ValueError(f"scores {scores.shape} and {name} {other.shape} differ in shape")
+    keep = np.isfinite(scores)
+    return scores[keep], other[keep]
