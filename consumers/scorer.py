@@ -109,8 +109,9 @@ class ScorerService:
         X = featurize(txns, self.cache, self.model.category_norms)
         self.cache.touch(tokens)
         times = np.asarray(event_times_s, dtype=np.int64)
-        result = self.model.score_batch(X, self.threshold, times)
-        shadow = self.shadow.score_batch(X, None, times) if self.shadow is not None else None
+        partitions = np.array([d.message.partition() for d in batch], dtype=np.int64)  # in event-time order each
+        result = self.model.score_batch(X, self.threshold, times, partitions)
+        shadow = self.shadow.score_batch(X, None, times, partitions) if self.shadow is not None else None
         for drift in result.drift:
             log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
                         drift.mean_before, drift.mean_after)  # fmt: skip
@@ -229,9 +230,18 @@ class ScorerService:
     def is_transient(self, exc: Exception) -> bool:
         return BehaviorStore.is_transient(exc)
 
+    def on_assign(self, partitions: list[int]) -> None:
+        # The alert budget counts a day complete once every partition read has moved past it.
+        for model in (self.model, self.shadow):
+            if model is not None and model.budget is not None:
+                model.budget.expect_sources(partitions)
+
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.
         self.cache.clear()
+        for model in (self.model, self.shadow):
+            if model is not None and model.budget is not None:
+                model.budget.forget_sources()
 
     def close(self) -> None:
         """At shutdown, keep what the online detector learned."""

@@ -162,6 +162,7 @@ class Ensemble:
         X: np.ndarray,
         threshold: float | None = None,
         event_times_s: np.ndarray | None = None,
+        sources: np.ndarray | None = None,
     ) -> BatchScores:
         """Score a micro-batch, flag it, then learn from it.
 
@@ -169,7 +170,8 @@ class Ensemble:
         kept out of the online detector's learning, so an attack does not teach
         it that attacks are normal. With ``event_times_s`` (epoch seconds of the
         events) the alert budget observes the batch and the drift monitor is
-        updated.
+        updated; ``sources`` (each event's Kafka partition) tell the budget which
+        events are in event-time order.
         """
         iforest_raw, online_raw, supervised_raw = self.raw_scores(X)
         score = self.combine(iforest_raw, online_raw, supervised_raw)
@@ -180,7 +182,7 @@ class Ensemble:
         if event_times_s is not None and len(score):
             times = np.asarray(event_times_s, dtype=np.int64)
             if self.budget is not None:
-                self.budget.observe(score, times // _SECONDS_PER_DAY)
+                self.budget.observe(score, times // _SECONDS_PER_DAY, sources)
             if self.drift is not None:
                 drift = self.drift.update(score, X, FEATURE_NAMES, int(times.max()))
         return BatchScores(iforest_raw, online_raw, supervised_raw, score, used, flagged, drift)

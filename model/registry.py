@@ -99,6 +99,7 @@ class OnlineCheckpoint:
         model.online = saved["online"]
         if saved.get("budget") is not None:
             model.budget = saved["budget"]
+            model.budget.forget_sources()  # the partitions it read belong to the process that saved it
         log.info("online detector restored from %s (saved %s)", self.path, saved.get("saved_at"))
         return True
 

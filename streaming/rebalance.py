@@ -29,6 +29,9 @@ class RebalanceHandler:
 
     def assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("%s: assigned %s", self.service.name, ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        service_hook = getattr(self.service, "on_assign", None)  # optional: a service that tracks its partitions
+        if service_hook is not None:
+            service_hook([p.partition for p in partitions])
         if self.on_assign:
             self.on_assign(partitions)
 

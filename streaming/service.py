@@ -40,7 +40,11 @@ class Service(Protocol):
         """Whether ``process`` failed because a dependency is down (retry) or for good."""
 
     def on_revoke(self) -> None:
-        """Partitions are moving to another consumer: drop state cached for them."""
+        """Partitions are moving to another consumer: drop state cached for them.
+
+        A service may also define ``on_assign(partitions: list[int])``, called with the
+        partition numbers it was assigned (optional, so it is not part of this protocol).
+        """
 
     def close(self) -> None:
         """The loop has stopped: keep what should outlive the process (the loop's last call)."""

@@ -154,3 +154,92 @@ def test_precision_mode_never_goes_below_the_budget_threshold_and_needs_labels()
     assert tight.threshold_for_precision(0.5) == tight.threshold()  # the budget is already stricter
     with pytest.raises(ValueError):
         tight.threshold_for_precision(0.0)
+
+
+def kafka_order(days, partitions, fetch):
+    """Arrival order of a consumer with a backlog: ``fetch`` events of each partition in turn.
+
+    Each partition stays in event-time order; across partitions, event days go back
+    and forth by weeks, as the scorer saw them in a replay.
+    """
+    queues = [np.flatnonzero(partitions == p) for p in range(partitions.max() + 1)]
+    pieces = []
+    for start in range(0, max(len(q) for q in queues), fetch):
+        pieces += [q[start : start + fetch] for q in queues]
+    return np.concatenate(pieces)
+
+
+def replay_sources(budget, scores, days, sources, batch=1000):
+    flagged = np.empty(len(scores), dtype=bool)
+    for start in range(0, len(scores), batch):
+        part = slice(start, start + batch)
+        flagged[part] = scores[part] >= budget.threshold()
+        budget.observe(scores[part], days[part], None if sources is None else sources[part])
+    return flagged
+
+
+@pytest.mark.parametrize("with_sources", [True, False])
+def test_a_shifted_stream_from_partitions_read_weeks_apart_converges_to_the_budget_within_days(with_sources):
+    rng = np.random.default_rng(9)
+    training = synthetic_days(rng, 0, 14)
+    budget = AlertBudget.from_training(*training, alerts_per_day=BUDGET, half_life_days=2.0)
+    scores, days = synthetic_days(rng, 100, 60, beta_a=3.0, beta_b=6.0)  # serving scores run higher than training's
+    # Four partitions of unequal size: read in equal fetches, the small ones run ahead by weeks.
+    partitions = rng.choice(4, size=len(days), p=[0.4, 0.3, 0.2, 0.1])
+    order = kafka_order(days, partitions, fetch=6000)
+    arrival_lag = np.maximum.accumulate(days[order]) - days[order]
+    assert arrival_lag.max() > 14  # events arrive weeks behind the latest one seen
+    if with_sources:
+        budget.expect_sources(range(4))  # the scorer's partitions, on assignment
+    flagged = np.empty(len(days), dtype=bool)
+    flagged[order] = replay_sources(budget, scores[order], days[order], partitions[order] if with_sources else None)
+
+    per_day = np.bincount(days - 100, weights=flagged)
+    if with_sources:
+        assert per_day[:3].mean() < 6 * BUDGET  # the first days: the training threshold, on higher scores
+        assert per_day[5:].mean() == pytest.approx(BUDGET, rel=0.15)  # within a few days, on budget
+    else:  # a day closed by the first partition past it: a fraction of its events, a threshold far too low
+        assert per_day[5:].mean() > 1.5 * BUDGET
+
+
+def test_a_day_counts_only_once_every_expected_partition_has_moved_past_it():
+    budget = AlertBudget.from_training(np.full(7000, 0.5), np.repeat(np.arange(7), 1000), alerts_per_day=10.0)
+    events_per_day = budget.volume_events_ / budget.volume_days_
+    budget.expect_sources([0, 1])
+    budget.observe(np.full(1500, 0.5), np.repeat(np.arange(100, 103), 500), np.zeros(1500, dtype=int))
+    assert budget.volume_events_ / budget.volume_days_ == pytest.approx(events_per_day)  # partition 1: nothing yet
+    budget.observe(np.full(1000, 0.5), np.repeat(np.arange(100, 102), 500), np.ones(1000, dtype=int))
+    assert budget.closed_through_ == 100  # partition 1 is into day 101: day 100 is complete
+    assert budget.volume_events_ / budget.volume_days_ == pytest.approx(events_per_day)  # 2 x 500 events: as before
+    assert set(budget.open_events_) == {101, 102}
+
+    unexpected = AlertBudget.from_training(np.full(7000, 0.5), np.repeat(np.arange(7), 1000), alerts_per_day=10.0)
+    unexpected.observe(np.full(1500, 0.5), np.repeat(np.arange(100, 103), 500), np.zeros(1500, dtype=int))
+    assert unexpected.closed_through_ == 101  # the only partition seen closes days alone
+
+    budget.forget_sources()  # the partitions moved to another consumer: partition 1 no longer holds days open
+    budget.observe(np.full(500, 0.5), np.full(500, 105), np.zeros(500, dtype=int))
+    assert budget.closed_through_ == 104
+
+
+def test_one_source_gives_the_threshold_it_gave_before_sources_and_old_budgets_still_load():
+    rng = np.random.default_rng(10)
+    budget = AlertBudget.from_training(*synthetic_days(rng, 0, 7), alerts_per_day=BUDGET)
+    scores, days = synthetic_days(rng, 7, 5)
+    replay(budget, scores, days)
+    # Without sources the volume is the histogram's own: events / days of the closed days.
+    assert budget.volume_events_ == pytest.approx(budget.history_counts_.sum(), rel=1e-12)
+    assert budget.volume_days_ == budget.history_days_
+    assert budget.expected_alerts_per_day(budget.threshold()) == pytest.approx(BUDGET, rel=1e-6)
+
+    saved_before_sources = {
+        k: v
+        for k, v in budget.__dict__.items()
+        if k not in {"volume_events_", "volume_days_", "closed_through_", "open_events_", "source_days_"}
+    }
+    old = AlertBudget.__new__(AlertBudget)
+    old.__setstate__(saved_before_sources)
+    assert old.threshold() == pytest.approx(budget.threshold(), rel=1e-9)
+    old.observe(scores[:500], days[:500] + 6)
+    budget.observe(scores[:500], days[:500] + 6)
+    assert old.threshold() == pytest.approx(budget.threshold(), rel=1e-9)

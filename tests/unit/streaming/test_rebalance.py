@@ -51,3 +51,11 @@ def test_assignment_is_reported():
     handler.assigned(consumer, PARTITIONS)
     assert seen == [PARTITIONS]
     make_handler()[0].assigned(consumer, PARTITIONS)  # no callback: nothing to call
+
+
+def test_a_service_that_tracks_its_partitions_hears_their_numbers_on_assignment():
+    handler, consumer, _ = make_handler()
+    heard: list[list[int]] = []
+    handler.service.on_assign = heard.append  # type: ignore[attr-defined]  # the optional hook
+    handler.assigned(consumer, PARTITIONS)
+    assert heard == [[0, 1]]
