@@ -1,7 +1,8 @@
 """The model registry: versioned ensembles, the current and shadow pointers, online checkpoints.
 
 Every trained ensemble is registered as a version with its metadata (version,
-features, training window and data hash, in-sample metrics, library versions)
+features, training window and data hash, metrics per detector on held-out later
+events, a calibration of the score to a fraud probability, library versions)
 beside it, so what scores the stream can always say which model it is and what it
 was trained on. ``CURRENT`` names the version that scores and alerts, ``SHADOW`` a
 candidate scored alongside it; scorers poll both and swap without a restart. The online detector keeps learning from the
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import joblib
+import numpy as np
 
+from model.calibration import probability
 from model.ensemble import Ensemble
 from model.features import FEATURE_NAMES
 
@@ -283,6 +286,12 @@ class ModelRegistry:
         shadow = self._pointer(SHADOW)
         return self.load(shadow) if shadow is not None else None
 
+    def metadata(self, version: str) -> dict[str, Any]:
+        """The metadata (``model.json``) of ``version``."""
+        self._require(version)
+        text = self.store.read_text(f"{VERSIONS}/{version}/{METADATA_FILE}")
+        return json.loads(text) if text else {}
+
     def list(self) -> list[dict[str, Any]]:
         """Every complete version, oldest first, with its role and what it was trained on."""
         pointers = self.pointers()
@@ -329,8 +338,22 @@ class ModelRegistry:
 
 
 def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: bool = False) -> dict[str, Any]:
+    """One version as ``model list`` shows it.
+
+    ``metrics`` are the ensemble's on the held-out later events (``metrics_on``
+    "held-out"); a version trained before those were recorded shows its in-sample
+    figures ("in-sample"). ``calibration`` has the Brier scores and the fraud
+    probability the calibration map gives an event at the alert threshold.
+    """
     td = meta.get("training_data", {})
     role = "current" if legacy or version == pointers.current else "shadow" if version == pointers.shadow else "-"
+    detectors = (meta.get("heldout") or {}).get("detectors") or {}
+    in_sample = meta.get("training_quality") or {}
+    calibration = meta.get("calibration") or {}
+    threshold = meta.get("threshold")
+    at_threshold = None
+    if calibration.get("map") and threshold is not None:
+        at_threshold = float(probability(calibration, np.array([threshold]))[0])
     return {
         "version": version,
         "role": role,
@@ -340,8 +363,15 @@ def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: boo
         "rows": td.get("rows"),
         "data_hash": td.get("data_hash"),
         "source": td.get("source"),
-        "metrics": meta.get("training_quality", {}),
-        "threshold": meta.get("threshold"),
+        "metrics": detectors.get("ensemble") or in_sample,
+        "metrics_on": "held-out" if "ensemble" in detectors else "in-sample" if in_sample else None,
+        "detectors": detectors,
+        "calibration": {
+            "brier": calibration.get("brier"),
+            "brier_base_rate": calibration.get("brier_base_rate"),
+            "probability_at_threshold": at_threshold,
+        },
+        "threshold": threshold,
     }
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import river
 import sklearn
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from model.behavior import CardBehavior
+from model.calibration import fit_calibration
 from model.detectors import ONLINE_DETECTORS, Detector, IsolationForestDetector
 from model.drift import DriftMonitor
-from model.ensemble import DRIFT_FEATURES, Ensemble, NinesScale
+from model.ensemble import DRIFT_FEATURES, Ensemble, NinesScale, unit_score
+from model.evaluation import summarise
 from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, txns_from_columns
 from model.supervised import SupervisedDetector
 from model.threshold import AlertBudget
@@ -50,21 +53,10 @@ def feature_matrix(df: pd.DataFrame, norms: CategoryNorms) -> np.ndarray:
     return featurize(txns_from_frame(df), states, norms)
 
 
-def evaluate(y_true: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
-    y = np.asarray(y_true, dtype=bool)
-    tp = int(np.sum(flagged & y))
-    out = {
-        "rows": int(len(y)),
-        "frauds": int(y.sum()),
-        "alerts": int(flagged.sum()),
-        "true_positives": tp,
-        "precision": tp / max(int(flagged.sum()), 1),
-        "recall": tp / max(int(y.sum()), 1),
-    }
-    if 0 < y.sum() < len(y):
-        out["roc_auc"] = float(roc_auc_score(y, score))
-        out["pr_auc"] = float(average_precision_score(y, score))
-    return out
+def frame_hash(frame: pd.DataFrame) -> str:
+    """sha256 of a training frame's rows (order and values): says which data a model was trained on."""
+    rows = pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 def train(
@@ -103,8 +95,12 @@ def train(
     Returns
     -------
     (Ensemble, dict)
-        The model and its training report (also its ``metadata``).
+        The model and its training report (also its ``metadata``): see
+        :func:`_report`, and ``heldout`` (:func:`heldout_evaluation`) and
+        ``calibration`` (``model.calibration.fit_calibration``) when ``df`` has
+        ``is_fraud``.
     """
+    data_hash = frame_hash(df)
     df = df.sort_values("event_time", kind="stable").reset_index(drop=True)
     norms = CategoryNorms.fit(df["category"], df["amt"])
     X = feature_matrix(df, norms)
@@ -160,6 +156,7 @@ def train(
     model.budget = AlertBudget.from_training(score[reference], days[reference], alerts_per_day)
 
     report = _report(df, model, source=source, online_detector=online_detector)
+    report["training_data"]["data_hash"] = data_hash
     report["supervised"] = {
         "trained": classifier is not None,
         "why": why,
@@ -170,12 +167,75 @@ def train(
     report["alerts_per_day"] = float(alerts_per_day)
     report["threshold"] = model.current_threshold()
     if "is_fraud" in df:
-        flagged = score >= report["threshold"]
-        report["training_quality"] = evaluate(y, score, flagged)  # in-sample for what learned from labels
-        if not labelled.all():
-            report["heldout_quality"] = evaluate(y[~labelled], score[~labelled], flagged[~labelled])
+        # Only the events after the label cut-off: the classifier never saw their labels.
+        later = ~labelled
+        detectors = {"iforest": iforest_raw[later], "online": online_raw[later]}
+        if supervised_raw is not None:
+            detectors["supervised"] = supervised_raw[later]
+        report["heldout"] = heldout_evaluation(
+            model, detectors, score[later], y[later], days[later], report["threshold"], cutoff
+        )
+        report["calibration"] = fit_calibration(score[later], y[later])
     model.metadata = report
     return model, report
+
+
+def heldout_evaluation(
+    model: Ensemble,
+    raw: dict[str, np.ndarray],
+    score: np.ndarray,
+    y: np.ndarray,
+    days: np.ndarray,
+    threshold: float,
+    cutoff: pd.Timestamp,
+) -> dict[str, Any]:
+    """Each detector's quality on the events after the label cut-off, and the ensemble's.
+
+    Every detector is judged on its own scale (its nines as a unit score, as the
+    ensemble sees it) at the ensemble's alert threshold, i.e. at the same rarity.
+    The classifier learned no label of these events. The unsupervised detectors
+    and the scales saw them without labels (the Isolation Forest is fitted on the
+    whole window; the online detector scored each chunk before learning it).
+
+    Parameters
+    ----------
+    model : Ensemble
+        The trained ensemble (its scales).
+    raw : dict of str to numpy.ndarray
+        Raw scores of the held-out events per detector ("iforest", "online", "supervised").
+    score : numpy.ndarray
+        Their ensemble scores.
+    y : numpy.ndarray
+        Their fraud labels.
+    days : numpy.ndarray
+        Their event-days.
+    threshold : float
+        The alert threshold.
+    cutoff : pandas.Timestamp
+        The label cut-off: the held-out events are those at or after it.
+
+    Returns
+    -------
+    dict
+        ``since``, ``rows``, ``frauds``, ``days``, ``threshold`` and ``detectors``:
+        per detector (and "ensemble") ``model.evaluation.summarise`` at the
+        threshold, plus ``alerts_per_day``. Undefined metrics are None.
+    """
+    n_days = int(np.ptp(days)) + 1 if len(days) else 0
+    detectors: dict[str, dict[str, Any]] = {}
+    units = {name: unit_score(model.scales[name](values)) for name, values in raw.items()}
+    for name, unit in {**units, "ensemble": score}.items():
+        figures: dict[str, Any] = summarise(y, unit, unit >= threshold)
+        figures["alerts_per_day"] = figures["alerts"] / n_days if n_days else None
+        detectors[name] = figures
+    return {
+        "since": str(cutoff),
+        "rows": int(len(y)),
+        "frauds": int(np.sum(y)),
+        "days": n_days,
+        "threshold": threshold,
+        "detectors": detectors,
+    }
 
 
 def _warm_up_online(online: Detector, X: np.ndarray) -> tuple[Detector, np.ndarray]:

@@ -24,8 +24,6 @@ from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
-    import pandas as pd
-
     from model.registry import ModelRegistry
     from producer.cards import CardProtector
     from producer.progress import ReplayStats
@@ -64,16 +62,6 @@ class DeadLetterSummary:
     total: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     latest: list[DeadLetter] = field(default_factory=list)
-
-
-def frame_hash(frame: pd.DataFrame) -> str:
-    """sha256 of a training frame's rows (order and values): says which data a model was trained on."""
-    import hashlib
-
-    import pandas as pd
-
-    rows = pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False)
-    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 class App:
@@ -158,13 +146,23 @@ class App:
         if history.empty:
             raise AppError(f"no valid rows before {until} in {location} to train on")
         model, report = train(history, source=location)
-        report["training_data"]["data_hash"] = frame_hash(history)
         report["version"] = self.registry().save(model, shadow=shadow)
         return report
 
     def models(self) -> list[dict[str, Any]]:
-        """Every registered model version with its role, training window and in-sample metrics."""
+        """Every registered model version with its role, training window and held-out metrics."""
         return self.registry().list()
+
+    def model_metadata(self, version: str | None = None) -> dict[str, Any]:
+        """The metadata of ``version`` (default: the current one)."""
+        registry = self.registry()
+        version = version or registry.current_version()
+        if version is None:
+            raise AppError("no models yet: run `txguard train`")
+        try:
+            return registry.metadata(version)
+        except KeyError as exc:
+            raise AppError(str(exc.args[0])) from exc
 
     def promote(self, version: str) -> None:
         """Make ``version`` the current model: running scorers take it up at their next poll."""

@@ -85,6 +85,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     app = app_from(args)
     if args.action == "list":
         print(console.models_text(app.models()))
+    elif args.action == "show":
+        print(console.model_text(app.model_metadata(args.version)))
     elif args.action == "promote":
         app.promote(args.version)
         print(f"model {args.version} is current: running scorers take it up within "
@@ -255,7 +257,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="the model registry: list versions, promote one, set the shadow")
     model_sub = p.add_subparsers(dest="action", required=True)
-    model_sub.add_parser("list", help="versions with role, training window, rows, in-sample metrics")
+    model_sub.add_parser("list", help="versions: role, training window, rows, data hash, held-out metrics")
+    model_sub.add_parser("show", help="one version's metadata: each detector held out, calibration").add_argument(
+        "version", nargs="?", help="default: the current one"
+    )
     model_sub.add_parser("promote", help="make VERSION the current model").add_argument("version")
     model_sub.add_parser("shadow", help="score VERSION alongside the current one ('none': stop)").add_argument(
         "version"

@@ -24,33 +24,112 @@ def endpoints_text(ep: Endpoints) -> str:
             f"S3 endpoint:             {ep.s3_endpoint}")  # fmt: skip
 
 
+DETECTORS = ("iforest", "online", "supervised", "ensemble")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
 def training_text(report: dict[str, Any]) -> str:
+    """What ``txguard train`` and the demo print: the window, the threshold, held-out quality, calibration."""
     td = report["training_data"]
     lines = [f"trained on {td['rows']:,} rows ({td['start']} .. {td['end']}); threshold {report['threshold']:.4f}"]
-    q = report.get("training_quality", {})
-    if q:
-        lines.append(f"  in-sample: ROC-AUC {q.get('roc_auc', float('nan')):.3f}  "
-                     f"PR-AUC {q.get('pr_auc', float('nan')):.3f}  precision {q['precision']:.3f}  "
-                     f"recall {q['recall']:.3f} at the alert threshold")  # fmt: skip
+    heldout = report.get("heldout")
+    if heldout:
+        lines.append(f"  held out (from the label cut-off {heldout['since']}): {heldout['rows']:,} events, "
+                     f"{heldout['frauds']:,} fraud, {heldout['days']} days")  # fmt: skip
+        lines += ["  " + line for line in detectors_table(heldout["detectors"])]
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append("  " + calibration_line(calibration))
     return "\n".join(lines)
 
 
+def detectors_table(detectors: dict[str, dict[str, Any]]) -> list[str]:
+    """Per detector: ROC-AUC, PR-AUC, and precision / recall / alerts per day at the alert threshold."""
+    lines = [f"{'detector':11} {'ROC-AUC':>7} {'PR-AUC':>7} {'prec':>6} {'recall':>6} {'alerts/day':>10}"]
+    for name in [*DETECTORS, *(n for n in detectors if n not in DETECTORS)]:
+        d = detectors.get(name)
+        if d is None:
+            continue
+        lines.append(f"{name:11} {_num(d.get('roc_auc')):>7} {_num(d.get('pr_auc')):>7} "
+                     f"{_num(d.get('precision')):>6} {_num(d.get('recall')):>6} "
+                     f"{_num(d.get('alerts_per_day'), 1):>10}")  # fmt: skip
+    return lines
+
+
+def calibration_line(calibration: dict[str, Any]) -> str:
+    if not calibration.get("method"):
+        return f"calibration: none ({calibration.get('why', 'no labels')})"
+    return (f"calibration (isotonic, {calibration['frauds']:,} held-out frauds): Brier {_num(calibration['brier'], 5)}"
+            f" (base rate {_num(calibration['brier_base_rate'], 5)}, out-of-fold)")  # fmt: skip
+
+
 def models_text(models: list[dict[str, Any]]) -> str:
-    """``txguard model list``: one line per version, its role, training window, rows and in-sample metrics."""
+    """``txguard model list``: one line per version, its role, training window, rows, data hash and metrics.
+
+    The metrics are the ensemble's on the held-out later events at the alert
+    threshold, then the calibration's Brier score and the fraud probability it
+    gives an event at the threshold (``P@thr``). In-sample figures of a version
+    trained before held-out metrics were recorded are marked ``*``.
+    """
     if not models:
         return "no models yet: run `txguard train`"
 
     def metric(m: dict[str, Any], key: str) -> str:
-        value = m["metrics"].get(key)
-        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+        return _num(m["metrics"].get(key))
 
-    lines = [f"{'version':22} {'role':7} {'training window':43} {'rows':>10} {'ROC-AUC':>7} {'PR-AUC':>7} "
-             f"{'prec':>6} {'recall':>6}"]  # fmt: skip
+    lines = [f"{'version':22} {'role':7} {'training window':24} {'rows':>10} {'data':8}  {'ROC-AUC':>7} "
+             f"{'PR-AUC':>7} {'prec':>6} {'recall':>6} {'Brier':>7} {'P@thr':>5}"]  # fmt: skip
     for m in models:
-        window = f"{m['training_start'] or '?'} .. {m['training_end'] or '?'}"
+        window = f"{(m['training_start'] or '?')[:10]} .. {(m['training_end'] or '?')[:10]}"
         rows = f"{m['rows']:,}" if isinstance(m["rows"], int) else "-"
-        lines.append(f"{m['version']:22} {m['role']:7} {window:43} {rows:>10} {metric(m, 'roc_auc'):>7} "
-                     f"{metric(m, 'pr_auc'):>7} {metric(m, 'precision'):>6} {metric(m, 'recall'):>6}")  # fmt: skip
+        data = (m.get("data_hash") or "-")[:8]
+        calibration = m.get("calibration") or {}
+        marker = "*" if m.get("metrics_on") == "in-sample" else " "
+        lines.append(f"{m['version']:22} {m['role']:7} {window:24} {rows:>10} {data:8} {marker}"
+                     f"{metric(m, 'roc_auc'):>7} {metric(m, 'pr_auc'):>7} {metric(m, 'precision'):>6} "
+                     f"{metric(m, 'recall'):>6} {_num(calibration.get('brier'), 5):>7} "
+                     f"{_num(calibration.get('probability_at_threshold')):>5}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def model_text(meta: dict[str, Any]) -> str:
+    """``txguard model show VERSION``: a version's metadata, with each detector and the reliability table."""
+    td = meta.get("training_data", {})
+    lines = [
+        f"model {meta.get('version')} (trained {meta.get('trained_at')})",
+        f"  training data: {td.get('source') or '-'}, {td.get('rows', 0):,} rows, {td.get('start')} .. {td.get('end')}",
+        f"  data sha256:   {td.get('data_hash') or '-'}",
+        f"  features:      {len(meta.get('features', []))}; online detector {meta.get('online_detector')}",
+        "  libraries:     " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
+    ]
+    supervised = meta.get("supervised") or {}
+    if supervised:
+        lines.append(f"  classifier:    trained on {supervised.get('labelled_frauds', 0):,} labelled frauds before "
+                     f"{supervised.get('label_cutoff')}" if supervised.get("trained")
+                     else f"  classifier:    none ({supervised.get('why')})")  # fmt: skip
+    if meta.get("threshold") is not None:
+        lines.append(
+            f"  threshold:     {meta['threshold']:.4f} ({meta.get('alerts_per_day', 0):.1f} alerts/day budget)"
+        )
+    heldout = meta.get("heldout")
+    if heldout:
+        lines += ["", f"held out: {heldout['rows']:,} events from {heldout['since']}, {heldout['frauds']:,} fraud, "
+                      f"{heldout['days']} days; each detector on its own scale at the threshold"]  # fmt: skip
+        lines += ["  " + line for line in detectors_table(heldout["detectors"])]
+    elif meta.get("training_quality"):
+        q = meta["training_quality"]
+        lines += ["", f"in-sample only: ROC-AUC {_num(q.get('roc_auc'))}, PR-AUC {_num(q.get('pr_auc'))}"]
+    calibration = meta.get("calibration")
+    if calibration:
+        lines += ["", calibration_line(calibration)]
+        table = calibration.get("reliability") or []
+        if table:
+            lines.append(f"  {'score':>13} {'events':>9} {'mean score':>10} {'fraud rate':>10} {'P(fraud)':>8}")
+            lines += [f"  {r['low']:.3f} .. {r['high']:.3f} {r['events']:>9,} {r['mean_score']:>10.3f} "
+                      f"{r['fraud_rate']:>10.4f} {_num(r.get('probability'), 4):>8}" for r in table]  # fmt: skip
     return "\n".join(lines)
 
 

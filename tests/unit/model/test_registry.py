@@ -150,3 +150,26 @@ def test_the_watcher_looks_at_most_every_poll_and_reports_only_moves(tmp_path):
     assert watcher.moved() == Pointers("20261125T110000Z", None)
     now[0] = 10.0
     assert watcher.moved() is None  # nothing moved since
+
+
+def test_list_shows_held_out_metrics_and_calibration_and_marks_older_in_sample_ones(tmp_path):
+    r = ModelRegistry(tmp_path)
+    r.save(model("20261125T100000Z", roc_auc=0.8))  # trained before held-out metrics were recorded
+    newer = model("20261125T110000Z")
+    newer.metadata.update(
+        threshold=0.45,
+        heldout={"detectors": {"ensemble": {"roc_auc": 0.99, "pr_auc": 0.9, "precision": 0.4, "recall": 0.9},
+                               "iforest": {"roc_auc": 0.98, "pr_auc": 0.2, "precision": 0.3, "recall": 0.4}}},
+        calibration={"method": "isotonic", "brier": 0.0003, "brier_base_rate": 0.002,
+                     "map": {"score": [0.0, 0.4, 0.5, 1.0], "probability": [0.0, 0.0, 1.0, 1.0]}},
+    )  # fmt: skip
+    r.save(newer)
+    old, new = r.list()
+    assert old["metrics_on"] == "in-sample" and old["metrics"]["roc_auc"] == 0.8
+    assert new["metrics_on"] == "held-out" and new["metrics"]["roc_auc"] == 0.99
+    assert new["detectors"]["iforest"]["pr_auc"] == 0.2
+    assert new["calibration"]["brier"] == 0.0003
+    assert new["calibration"]["probability_at_threshold"] == pytest.approx(0.5)  # halfway up the 0.4 .. 0.5 step
+    assert r.metadata("20261125T110000Z")["calibration"]["brier_base_rate"] == 0.002
+    with pytest.raises(KeyError):
+        r.metadata("no-such-version")

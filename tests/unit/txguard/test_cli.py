@@ -76,3 +76,23 @@ def test_model_commands_list_promote_and_shadow_versions(capsys, tmp_path, kaggl
     assert roles == {first: "shadow", second: "current"}
     assert main([*home, "model", "promote", "no-such-version"]) == 2
     assert "no model version 'no-such-version'" in capsys.readouterr().err
+
+
+def test_model_show_prints_the_data_hash_each_detector_held_out_and_the_calibration(capsys, tmp_path, kaggle_csv):
+    home = ["--home", str(tmp_path)]
+    assert main([*home, "model", "show"]) == 2
+    assert "no models yet" in capsys.readouterr().err
+    assert main([*home, "train", str(kaggle_csv)]) == 0
+    trained = capsys.readouterr().out
+    assert "held out (from the label cut-off" in trained
+    assert main([*home, "model", "list"]) == 0
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[-6:] == ["ROC-AUC", "PR-AUC", "prec", "recall", "Brier", "P@thr"]
+    version, data = line.split()[0], line.split()[6]
+    assert main([*home, "model", "show", version]) == 0
+    shown = capsys.readouterr().out
+    assert f"data sha256:   {data}" in shown  # list shows the start of the hash
+    assert "scikit-learn" in shown and "held out:" in shown
+    for detector in ("iforest", "online", "ensemble"):
+        assert any(row.split()[:1] == [detector] for row in shown.splitlines())
+    assert "calibration" in shown
