@@ -296,14 +296,14 @@ class App:
         finally:
             conn.close()
 
-    def evaluate(self, since: datetime | None = None, until: datetime | None = None,
-                 curves_png: Path | None = None, k: int = 5) -> dict[str, Any]:  # fmt: skip
+    def evaluate(self, since: datetime | None = None, until: datetime | None = None, curves_png: Path | None = None,
+                 k: int = 5, alerts_budget: float | None = None) -> dict[str, Any]:  # fmt: skip
         """Detection quality from the stored scores and labels (see :mod:`txguard.evaluate`)."""
         from txguard.evaluate import evaluate
 
         conn = self.clients.pg()
         try:
-            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k)
+            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k, alerts_budget=alerts_budget)
         finally:
             conn.close()
 

@@ -86,7 +86,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
     print("== 3/5 training (Isolation Forest, river online detector, supervised classifier)")
     t0 = time.monotonic()
-    print(console.training_text(app.train(str(path), split)))
+    report = app.train(str(path), split)
+    print(console.training_text(report))
     print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_dir}")
 
     print("== 4/5 replay through Kafka -> persist + scorer")
@@ -107,7 +108,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     print()
 
     print("== 5/5 summary")
-    print_summary(app, stats.accepted, elapsed)
+    print_summary(app, stats.accepted, elapsed, alerts_budget=report.get("alerts_per_day"))
     return 0
 
 
@@ -133,17 +134,20 @@ def wait_until_stored(app: App, procs: list, sent: int, t0: float) -> bool:
         time.sleep(1.0)
 
 
-def print_summary(app: App, sent: int, elapsed: float) -> None:
+def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | None = None) -> None:
+    """Throughput and what was stored, then ``txguard evaluate``'s report: every detector on the replayed period."""
+    from txguard.evaluate import format_report
+
     settings = app.settings
     counts = app.counts()
-    quality = app.alert_quality()
     print(f"  end to end:          {sent:,} events in {elapsed:.1f}s = {sent / elapsed:,.0f} events/s")
     print(f"  PostgreSQL:          {counts['transactions']:,} transactions, {counts['scores']:,} scores, "
           f"{counts['labels']:,} labels")  # fmt: skip
     print(f"  DynamoDB:            {app.behavior_items():,} customer_behavior items (one per card)")
-    print(f"  alerts:              {counts['alerts']:,} ({quality['true_positives']} fraud, "
-          f"{quality['false_positives']} not fraud; {quality['missed_frauds']} frauds missed)")  # fmt: skip
-    print(f"  precision / recall:  {quality['precision'] or 0:.3f} / {quality['recall'] or 0:.3f} against is_fraud")
+    result = app.evaluate(curves_png=settings.home / "demo_curves.png", alerts_budget=alerts_budget)
+    print()
+    print("\n".join(f"  {line}" if line else "" for line in format_report(result).splitlines()))
+    print()
     dsn = console.without_password(app.clients.endpoints.postgres_dsn)
     if settings.pg_schema != "public":
         dsn += ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{settings.pg_schema}"

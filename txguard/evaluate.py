@@ -10,6 +10,11 @@ Detectors are not listed here: every numeric column of ``scores`` named
 migration is evaluated without a change to this module. A detector that has not
 scored an event (NULL, e.g. a supervised model before it has seen enough labels)
 is evaluated on the events it did score, and the report says how many it missed.
+
+Only the ensemble raises alerts. A detector's precision and recall are those it
+would have had with the same alert budget: on each event-day it flags its own
+highest-scoring events, as many as the ensemble flagged that day (its raw scores
+have no threshold of their own).
 """
 
 from __future__ import annotations
@@ -293,10 +298,11 @@ def _assemble(
     detector_results: dict[str, dict[str, Any]] = {}
     drawable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in detectors:
+        flags = frame["flagged"].astype(bool) if name == ENSEMBLE else _at_alert_volume(frame, name)
         scored = labelled[labelled[name].notna()]
         score = scored[name].to_numpy(dtype=np.float64)
         truth = scored["is_fraud"].to_numpy(dtype=bool)
-        summary = summarise(truth, score, scored["flagged"].to_numpy(dtype=bool))
+        summary = summarise(truth, score, flags[scored.index].to_numpy(dtype=bool))
         detector_results[name] = {
             "ensemble": name == ENSEMBLE,
             "events": summary["rows"],
@@ -304,6 +310,9 @@ def _assemble(
             "frauds": summary["frauds"],
             "roc_auc": summary["roc_auc"],
             "pr_auc": summary["pr_auc"],
+            "precision": summary["precision"],
+            "recall": summary["recall"],
+            "alerts_per_day": float(flags.groupby(frame["day"]).sum().mean()) if len(frame) else None,
             "card_precision_at_k": _card_precision(scored, name, k),
         }
         if summary["roc_auc"] is not None:
@@ -350,6 +359,16 @@ def _assemble(
         "shadow": _shadow(shadow_frame) if shadow_frame is not None else None,
         "curves_png": png,
     }
+
+
+def _at_alert_volume(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Whether each event is among ``column``'s top n of its day, n being the ensemble's alerts that day.
+
+    Ties go to the earlier event (``frame`` is in event-time order); unscored events are never flagged.
+    """
+    by_day = frame.groupby("day", sort=False)
+    rank = by_day[column].rank(method="first", ascending=False)
+    return (rank <= by_day["flagged"].transform("sum")).astype(bool)
 
 
 def _card_precision(frame: pd.DataFrame, column: str, k: int) -> float | None:
@@ -416,14 +435,17 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
+DETECTOR_TABLE_TITLE = "per detector (labelled events it scored; prec and recall with the ensemble's alerts per day):"
+
+
 def _detector_table(detectors: dict[str, dict[str, Any]], k: int) -> list[str]:
     rows = [
         [f"{name} (ensemble)" if d["ensemble"] else name, d["events"], d["frauds"], d["roc_auc"], d["pr_auc"],
-         d["card_precision_at_k"]]
+         d.get("precision"), d.get("recall"), d.get("alerts_per_day"), d["card_precision_at_k"]]
         for name, d in detectors.items()
     ]  # fmt: skip
-    return ["per detector (labelled events it scored):", *_table(
-        ["detector", "events", "frauds", "ROC-AUC", "PR-AUC", f"CP@{k}"], rows
+    return [DETECTOR_TABLE_TITLE, *_table(
+        ["detector", "events", "frauds", "ROC-AUC", "PR-AUC", "prec", "recall", "alerts/day", f"CP@{k}"], rows
     )]  # fmt: skip
 
 

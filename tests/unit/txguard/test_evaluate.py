@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from txguard.evaluate import format_report
+from txguard.evaluate import DETECTOR_TABLE_TITLE, _assemble, format_report
 
 RESULT = {
     "window": {"since": "2020-03-01T00:00:00", "until": None},
@@ -22,11 +24,14 @@ RESULT = {
     ],
     "detectors": {
         "score": {"ensemble": True, "events": 900, "unscored": 0, "frauds": 30, "roc_auc": 0.9351,
-                  "pr_auc": 0.25, "card_precision_at_k": 0.4},
+                  "pr_auc": 0.25, "precision": 0.5, "recall": 0.6, "alerts_per_day": 4.0,
+                  "card_precision_at_k": 0.4},
         "iforest_score": {"ensemble": False, "events": 900, "unscored": 0, "frauds": 30, "roc_auc": 0.9,
-                          "pr_auc": 0.2, "card_precision_at_k": 0.3},
+                          "pr_auc": 0.2, "precision": 0.25, "recall": 0.3, "alerts_per_day": 4.0,
+                          "card_precision_at_k": 0.3},
         "supervised_score": {"ensemble": False, "events": 600, "unscored": 300, "frauds": 0, "roc_auc": None,
-                             "pr_auc": None, "card_precision_at_k": 0.0},
+                             "pr_auc": None, "precision": 0.0, "recall": None, "alerts_per_day": 3.5,
+                             "card_precision_at_k": 0.0},
     },
     "alerts": {
         "precision": 0.5,
@@ -66,8 +71,8 @@ def test_full_report_names_every_figure(result):
     )
     assert "labelled 900 of 1,000 scored events; 30 fraud (3.3%)" in report
     assert line_with(report, "score (ensemble)").split() == ["score", "(ensemble)", "900", "30", "0.935", "0.250",
-                                                             "0.400"]  # fmt: skip
-    assert line_with(report, "supervised_score").split()[-3:] == ["-", "-", "0.000"]  # undefined, not 0
+                                                             "0.500", "0.600", "4.000", "0.400"]  # fmt: skip
+    assert line_with(report, "supervised_score").split()[-6:] == ["-", "-", "0.000", "-", "3.500", "0.000"]
     assert "supervised_score: no score for 300 of 900 labelled events; evaluated on the 600 it scored" in report
     assert "precision 0.500 (18 fraud of 36 labelled alerts), recall 0.600 (18 of 30 frauds)" in report
     assert "threshold 0.8100 .. 0.9300, latest 0.9000" in report
@@ -80,7 +85,7 @@ def test_full_report_names_every_figure(result):
 
 def test_columns_line_up(result):
     lines = format_report(result).splitlines()
-    start = lines.index("per detector (labelled events it scored):") + 1
+    start = lines.index(DETECTOR_TABLE_TITLE) + 1
     table = lines[start : start + 4]  # header and three detectors
     assert table[0].split()[0] == "detector" and len({len(line) for line in table}) == 1
 
@@ -116,3 +121,25 @@ def test_empty_window_and_no_budget(result):
     report = format_report(result)
     assert "funnel: transactions 0 -> scored 0 (-) -> alerted 0 (-)" in report
     assert "alerts per event-day" not in report and "threshold" not in report
+
+
+def test_each_detector_is_judged_with_the_ensembles_alerts_per_day():
+    """Day 0: the ensemble flags 2 events, day 1: 1. iforest ranks fraud first, online ranks it last."""
+    frame = pd.DataFrame({
+        "card_token": ["a", "b", "c", "d", "e", "f"],
+        "day": ["2020-03-01"] * 3 + ["2020-03-02"] * 3,
+        "flagged": [1, 1, 0, 0, 1, 0],
+        "model_version": "v1",
+        "is_fraud": [1, 0, 0, 1, np.nan, 0],  # e: no label yet
+        "score": [0.9, 0.8, 0.1, 0.2, 0.7, 0.3],
+        "iforest_score": [5.0, 1.0, 2.0, 9.0, 3.0, 1.0],
+        "online_score": [0.0, 1.0, 2.0, 0.0, 1.0, np.nan],  # f: not scored
+    })  # fmt: skip
+    result = _assemble(frame, ["score", "iforest_score", "online_score"], 6, None,
+                       {"since": None, "until": None}, None, 1, None)  # fmt: skip
+    ensemble, iforest, online = (result["detectors"][n] for n in ("score", "iforest_score", "online_score"))
+    assert (ensemble["precision"], ensemble["recall"], ensemble["alerts_per_day"]) == (0.5, 0.5, 1.5)  # its alerts
+    # iforest flags a and c on day 0, d on day 1: 1 of 2 labelled alerts is fraud on day 0, d is fraud.
+    assert (iforest["precision"], iforest["recall"], iforest["alerts_per_day"]) == (pytest.approx(2 / 3), 1.0, 1.5)
+    # online flags c and b on day 0 (no fraud), e on day 1 (unlabelled).
+    assert (online["precision"], online["recall"], online["alerts_per_day"]) == (0.0, 0.0, 1.5)

@@ -1,0 +1,47 @@
+"""The demo's summary: what was stored, then every detector's figures from ``txguard evaluate``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+from tests.unit.txguard.test_evaluate import RESULT
+from txguard.demo import print_summary
+from txguard.settings import Settings
+
+
+class FakeApp:
+    """What the summary asks of the application, without servers."""
+
+    def __init__(self, home: Path):
+        self.settings = Settings(home=home, namespace="demo")
+        self.clients = SimpleNamespace(endpoints=SimpleNamespace(postgres_dsn="postgresql://u:secret@h:1/txguard"))
+        self.evaluated: dict = {}
+
+    def counts(self) -> dict[str, int]:
+        return {"transactions": 1200, "scores": 1000, "labels": 900, "alerts": 40}
+
+    def behavior_items(self) -> int:
+        return 42
+
+    def evaluate(self, **options) -> dict:
+        self.evaluated = options
+        return copy.deepcopy(RESULT)
+
+    def report(self, out: Path, title: str) -> Path:
+        return out
+
+
+def test_the_summary_prints_every_detector_and_the_alerts_against_the_budget(capsys, tmp_path):
+    app = FakeApp(tmp_path)
+    print_summary(app, sent=1000, elapsed=2.0, alerts_budget=5.0)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert app.evaluated == {"curves_png": tmp_path / "demo_curves.png", "alerts_budget": 5.0}
+    assert "1,000 events in 2.0s = 500 events/s" in out and "42 customer_behavior items" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("    ") and line.split()}
+    assert rows["score"][2:] == ["900", "30", "0.935", "0.250", "0.500", "0.600", "4.000", "0.400"]
+    assert rows["iforest_score"][1:] == ["900", "30", "0.900", "0.200", "0.250", "0.300", "4.000", "0.300"]
+    assert "alerts per event-day: mean 4.0, min 1, max 9 over 10 days (budget 5: 0.80x)" in out
+    assert "card precision@5 per day: 0.400" in out
+    assert "secret" not in out
