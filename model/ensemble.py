@@ -162,7 +162,7 @@ class Ensemble:
         X: np.ndarray,
         threshold: float | None = None,
         event_times_s: np.ndarray | None = None,
-        sources: np.ndarray | None = None,
+        sources: np.ndarray | None = None,  # each event's Kafka partition: event time is in order within one
     ) -> BatchScores:
         """Score a micro-batch, flag it, then learn from it.
 
@@ -170,8 +170,7 @@ class Ensemble:
         kept out of the online detector's learning, so an attack does not teach
         it that attacks are normal. With ``event_times_s`` (epoch seconds of the
         events) the alert budget observes the batch and the drift monitor is
-        updated; ``sources`` (each event's Kafka partition) tell the budget which
-        events are in event-time order.
+        updated.
         """
         iforest_raw, online_raw, supervised_raw = self.raw_scores(X)
         score = self.combine(iforest_raw, online_raw, supervised_raw)

@@ -148,7 +148,7 @@ class AlertBudget:
                 volume_days_=float(state["history_days_"]),
                 closed_through_=None if current is None else current - 1,
                 open_events_={} if current is None else {current: float(state["today_counts_"].sum())},
-                source_days_={} if current is None else {None: current},
+                source_days_={},  # the sources of the next events, with or without partitions
             )
         self.__dict__.update(state)
 
