@@ -31,6 +31,26 @@ class JsonRows:
     with_position: bool = False  # also store kafka_partition / kafka_offset
 
 
+class PostgresConnection:
+    """One connection, opened on first use and again after it was lost."""
+
+    def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
+        self._connect = connect
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def get(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
 class PostgresSink:
     """Writes batches of JSON events to tables idempotently, one transaction per batch.
 
@@ -44,17 +64,11 @@ class PostgresSink:
     TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
     def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
-        self._connect = connect
-        self._conn: psycopg2.extensions.connection | None = None
-
-    def _connection(self) -> psycopg2.extensions.connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
+        self._connection = PostgresConnection(connect)
 
     def write(self, tables: dict[str, JsonRows]) -> dict[str, int]:
         """Insert every table's rows in one transaction; returns rows inserted per table."""
-        conn = self._connection()
+        conn = self._connection.get()
         inserted = {}
         try:
             with conn.cursor() as cur:
@@ -99,8 +113,32 @@ class PostgresSink:
         return cur.rowcount
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        self._connection.close()
+
+
+class ScoredFeatures:
+    """The feature rows events were scored with (``scores.features``), looked up by trans_num."""
+
+    TRANSIENT = PostgresSink.TRANSIENT
+
+    def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
+        self._connection = PostgresConnection(connect)
+
+    def __call__(self, trans_nums: Sequence[str]) -> dict[str, list[float]]:
+        """``{trans_num: features}`` for the events among ``trans_nums`` whose score is stored."""
+        conn = self._connection.get()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT trans_num, features FROM scores WHERE trans_num = ANY(%s) AND features IS NOT NULL",
+                    (list(trans_nums),),
+                )
+                found = dict(cur.fetchall())
+            conn.rollback()  # read only: end the transaction so the next look sees new rows
+        except self.TRANSIENT:
+            self._connection.close()
+            raise
+        return found
+
+    def close(self) -> None:
+        self._connection.close()

@@ -14,7 +14,8 @@ from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
 from model.features import epoch_seconds, featurize, txns_from_columns
-from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
+from model.online_classifier import OnlineClassifier
+from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
 from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, SCORES, TopicSpec
 from streaming.message import position_of, value_of
@@ -59,6 +60,7 @@ class ScorerService:
         shadow: Ensemble | None = None,
         registry: ModelRegistry | None = None,
         model_poll_s: float = 5.0,
+        namespace: str = "",
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -76,7 +78,15 @@ class ScorerService:
         # The shadow scores the same features, on its own copy of every detector: it raises
         # no alerts, and its online learning never touches the current model.
         self.shadow = shadow
-        self.watcher = ModelWatcher(registry, model_poll_s) if registry is not None else None
+        self.registry, self.namespace = registry, namespace
+        self.watcher: Watcher[Pointers] | None = None
+        self.learned_watcher: Watcher[str | None] | None = None
+        self.learned: OnlineClassifier | None = None
+        if registry is not None:
+            self.watcher = Watcher(registry.pointers, model_poll_s)
+            # The learner's snapshots: every scorer of the namespace scores with the same one.
+            self.learned_watcher = Watcher(lambda: registry.learned_version(namespace), model_poll_s)
+            self._use_learned(registry.load_learned(namespace))
 
     def save_online(self) -> None:
         """Checkpoint the online detector (its learned state drifts with the stream)."""
@@ -150,6 +160,8 @@ class ScorerService:
             "iforest_score": result.iforest.tolist(),
             "online_score": result.online.tolist(),
             "supervised_score": [None] * n if result.supervised is None else result.supervised.tolist(),
+            "learned_score": [None] * n if result.learned is None else result.learned.tolist(),
+            "learned_version": [None if result.learned is None or self.learned is None else self.learned.version] * n,
             "score": score,
             "threshold": [result.threshold] * n,
             "flagged": result.flagged.tolist(),
@@ -194,13 +206,34 @@ class ScorerService:
             self.save_online()
 
     def refresh_models(self) -> None:
-        """Before a batch: take up a newly promoted or shadowed version, without a restart.
+        """Before a batch: take up a newly promoted or shadowed version, and the learner's latest
+        snapshot, without a restart.
 
         The registry's pointers are read at most every ``model_poll_s``; between reads this is a clock check.
         """
         moved = self.watcher.moved() if self.watcher is not None else None
-        if moved is None:
+        if moved is not None:
+            self._follow(moved)
+        if self.learned_watcher is not None and self.learned_watcher.moved() is not None:
+            assert self.registry is not None
+            try:
+                self._use_learned(self.registry.load_learned(self.namespace))
+            except Exception as exc:  # keep scoring with the snapshot we have
+                log.warning("scorer: cannot load the learner's snapshot (%s): keeping %s", exc,
+                            self.learned.version if self.learned is not None else "none")  # fmt: skip
+
+    def _use_learned(self, learned: OnlineClassifier | None) -> None:
+        if learned is None:
             return
+        if self.learned is None or self.learned.version != learned.version:
+            log.info("scorer: online classifier %s (%s labels, %s frauds%s)", learned.version, learned.labels_,
+                     learned.frauds_, "" if learned.ready else ", not ready yet")  # fmt: skip
+        self.learned = learned
+        for model in (self.model, self.shadow):
+            if model is not None:
+                model.learned = learned
+
+    def _follow(self, moved: Pointers) -> None:
         if moved.current is not None and moved.current != self.model.version:
             # A promoted shadow keeps what it learned from the stream; another version resumes its checkpoint.
             reuse = self.shadow is not None and self.shadow.version == moved.current
@@ -217,11 +250,12 @@ class ScorerService:
         if wanted != (self.shadow.version if self.shadow is not None else None):
             self.shadow = self._load(wanted) if wanted is not None else None
             log.info("scorer: shadow model %s", self.shadow.version if self.shadow is not None else "none")
+        self._use_learned(self.learned)
 
     def _load(self, version: str) -> Ensemble | None:
-        assert self.watcher is not None
+        assert self.registry is not None
         try:
-            return self.watcher.registry.load(version)
+            return self.registry.load(version)
         except Exception as exc:  # a bad version must not stop the stream: keep scoring with what we have
             log.warning("scorer: cannot load model %s (%s): keeping %s", version, exc, self.model.version)
             return None

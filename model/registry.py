@@ -20,19 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import joblib
 
 from model.ensemble import Ensemble
 from model.features import FEATURE_NAMES
+from model.online_classifier import OnlineClassifier
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
 VERSIONS = "versions"
 CURRENT, SHADOW = "CURRENT", "SHADOW"
+LEARNED, LEARNED_POINTER, LEARNER_STATE = "learned", "VERSION", "learner.joblib"
 
 
 def write_joblib(obj: Any, path: Path) -> Path:
@@ -326,6 +329,34 @@ class ModelRegistry:
         """Where the scorers of ``namespace`` keep their online detector."""
         return OnlineCheckpoint(self.directory / f"online.{namespace or 'default'}.joblib")
 
+    # --- the online classifier: one learner writes, every scorer reads ----------------------
+
+    @staticmethod
+    def _learned(namespace: str, name: str) -> str:
+        return f"{LEARNED}/{namespace or 'default'}/{name}"
+
+    def publish_learned(self, snapshot: OnlineClassifier, namespace: str = "") -> None:
+        """Publish the learner's snapshot: the model first, then the pointer scorers poll."""
+        self.store.write_object(self._learned(namespace, MODEL_FILE), snapshot)
+        self.store.write_text(self._learned(namespace, LEARNED_POINTER), snapshot.version + "\n")
+
+    def learned_version(self, namespace: str = "") -> str | None:
+        """The version of the latest published snapshot (a tiny read: cheap enough to poll)."""
+        return self._pointer(self._learned(namespace, LEARNED_POINTER))
+
+    def load_learned(self, namespace: str = "") -> OnlineClassifier | None:
+        """The latest published snapshot, or None before the learner published one."""
+        key = self._learned(namespace, MODEL_FILE)
+        return self.store.read_object(key) if self.store.exists(key) else None
+
+    def save_learner_state(self, state: Any, namespace: str = "") -> None:
+        """The learner's own checkpoint (its classifier with the reference rows, its pending labels)."""
+        self.store.write_object(self._learned(namespace, LEARNER_STATE), state)
+
+    def load_learner_state(self, namespace: str = "") -> Any | None:
+        key = self._learned(namespace, LEARNER_STATE)
+        return self.store.read_object(key) if self.store.exists(key) else None
+
 
 def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: bool = False) -> dict[str, Any]:
     td = meta.get("training_data", {})
@@ -344,22 +375,25 @@ def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: boo
     }
 
 
-class ModelWatcher:
-    """Tells a long-running scorer when the registry's pointers moved, looking at most every ``poll_s``."""
+class Watcher(Generic[T]):
+    """Tells a long-running scorer when something it polls changed, looking at most every ``poll_s``.
 
-    def __init__(self, registry: ModelRegistry, poll_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self.registry, self.poll_s, self.clock = registry, poll_s, clock
-        self.seen = registry.pointers()
+    ``look`` reads the current value (the registry's pointers, the learner's version).
+    """
+
+    def __init__(self, look: Callable[[], T], poll_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.look, self.poll_s, self.clock = look, poll_s, clock
+        self.seen = look()
         self._checked_at = clock()
 
-    def moved(self) -> Pointers | None:
-        """The pointers if they changed since the last look, else None (also when a look is not due)."""
+    def moved(self) -> T | None:
+        """The value if it changed since the last look, else None (also when a look is not due)."""
         now = self.clock()
         if now - self._checked_at < self.poll_s:
             return None
         self._checked_at = now
-        pointers = self.registry.pointers()
-        if pointers == self.seen:
+        value = self.look()
+        if value == self.seen:
             return None
-        self.seen = pointers
-        return pointers
+        self.seen = value
+        return value

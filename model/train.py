@@ -14,8 +14,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from model.behavior import CardBehavior
 from model.detectors import ONLINE_DETECTORS, Detector, IsolationForestDetector
 from model.drift import DriftMonitor
-from model.ensemble import DRIFT_FEATURES, Ensemble, NinesScale
+from model.ensemble import DRIFT_FEATURES, Ensemble
 from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, txns_from_columns
+from model.scale import NinesScale
 from model.supervised import SupervisedDetector
 from model.threshold import AlertBudget
 

@@ -92,6 +92,14 @@ class ScoreEvent(_Event):
     supervised_score: Score | None = Field(
         default=None, description="Fraud probability from the supervised classifier; null when the model has none."
     )
+    learned_score: Score | None = Field(
+        default=None,
+        description="Fraud probability from the online classifier the learner trains on the labels topic;"
+        " null until it has learned enough labels.",
+    )
+    learned_version: ShortText | None = Field(
+        default=None, description="The learner's snapshot that gave learned_score (online-<n>)."
+    )
     score: UnitScore = Field(
         description="Ensemble score in [0, 1): nines / (nines + 3), where nines = -log10(1 - training percentile)."
     )

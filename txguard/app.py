@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.events import AlertEvent, DeadLetter
 from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
     import pandas as pd
@@ -36,7 +36,6 @@ if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libr
     from txguard.stack import Endpoints
 
 log = logging.getLogger(__name__)
-SERVICE_NAMES = ("persist", "scorer")
 
 
 class AppError(Exception):
@@ -225,6 +224,8 @@ class App:
 
             topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
             return PersistService(topics, PostgresSink(self.clients.pg)), producer
+        if name == "learner":
+            return self._learner(producer), producer
         if name != "scorer":
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
         from consumers.card_state import BehaviorStore
@@ -237,8 +238,29 @@ class App:
             threshold=self.settings.alert_threshold,
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
+            namespace=self.settings.namespace,
         )  # fmt: skip
         return scorer, producer
+
+    def _learner(self, producer: Any) -> Service:
+        """The namespace's one learner: a second one would fork the online classifier, so it is refused."""
+        import fcntl
+
+        from consumers.learner import LearnerService
+        from consumers.postgres import ScoredFeatures
+
+        registry = self.registry()
+        lock = registry.directory / f"learner.{self.settings.namespace or 'default'}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        self._learner_lock = open(lock, "w")  # held (and the lock with it) for the life of the process
+        try:
+            fcntl.flock(self._learner_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._learner_lock.close()
+            raise AppError(f"another learner runs for this namespace (it holds {lock})") from None
+        s = self.settings
+        return LearnerService(s.topic(LABELS), ScoredFeatures(self.clients.pg), registry, producer, s.topic(DLQ),
+                              namespace=s.namespace, join_timeout_s=s.label_join_timeout_s)  # fmt: skip
 
     def consume(self, name: str, stop: threading.Event, on_assign: Callable[[], None] | None = None) -> LoopStats:
         """Run one service on the consumer loop until ``stop`` is set."""

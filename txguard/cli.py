@@ -11,7 +11,7 @@ from pathlib import Path
 
 from txguard import console
 from txguard.app import App, AppError, ReplayRequest
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 
 log = logging.getLogger("txguard")
 
@@ -268,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("consume", help="run one consumer service")
-    p.add_argument("service", choices=("persist", "scorer"))
+    p.add_argument("service", choices=SERVICE_NAMES)
     p.set_defaults(func=cmd_consume)
 
     sub.add_parser("run", help="run all consumer services").set_defaults(func=cmd_run)

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
 
+# The consumer services, in the order `txguard run` starts them.
+SERVICE_NAMES: tuple[str, ...] = ("persist", "scorer", "learner")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TXGUARD_", env_file=".env", extra="ignore", frozen=True)
@@ -50,8 +53,12 @@ class Settings(BaseSettings):
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
     model_path: Path | None = None  # None: ``home``/model
-    # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap).
+    # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap)
+    # and at the learner's latest snapshot.
     model_poll_s: float = Field(default=5.0, ge=0)
+    # Seconds the learner waits for a labelled event's score to reach PostgreSQL before
+    # it dead-letters the label.
+    label_join_timeout_s: float = Field(default=120.0, gt=0)
 
     @property
     def pg_schema(self) -> str:

@@ -14,9 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from txguard.settings import Settings
-
-SERVICES = ("persist", "scorer")
+from txguard.settings import SERVICE_NAMES, Settings
 
 
 def ready_marker(settings: Settings, service: str) -> Path:
@@ -38,7 +36,7 @@ def settings_argv(settings: Settings) -> list[str]:
     return argv
 
 
-def start_services(settings: Settings, services: Sequence[str] = SERVICES) -> list[subprocess.Popen]:
+def start_services(settings: Settings, services: Sequence[str] = SERVICE_NAMES) -> list[subprocess.Popen]:
     env = dict(os.environ)
     if settings.postgres_dsn.get_secret_value():
         env["TXGUARD_POSTGRES_DSN"] = settings.postgres_dsn.get_secret_value()
@@ -48,7 +46,7 @@ def start_services(settings: Settings, services: Sequence[str] = SERVICES) -> li
     return [subprocess.Popen([*argv, "consume", name], env=env) for name in services]
 
 
-def wait_until_ready(settings: Settings, procs: list[subprocess.Popen], services: Sequence[str] = SERVICES,
+def wait_until_ready(settings: Settings, procs: list[subprocess.Popen], services: Sequence[str] = SERVICE_NAMES,
                      timeout_s: float = 60) -> bool:  # fmt: skip
     """True once every service holds partitions; False if one exits or time runs out."""
     deadline = time.monotonic() + timeout_s

@@ -9,7 +9,8 @@ import orjson
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
 from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
-from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
+from model.online_classifier import OnlineClassifier
+from model.registry import ModelRegistry, OnlineCheckpoint, Watcher
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.encode import encode_events
@@ -132,7 +133,7 @@ def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_withou
     scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), registry.load_current(), producer,
                            shadow=registry.load_shadow(), registry=registry, model_poll_s=5.0)  # fmt: skip
     now = [0.0]
-    scorer.watcher = ModelWatcher(registry, 5.0, clock=lambda: now[0])
+    scorer.watcher = Watcher(registry.pointers, 5.0, clock=lambda: now[0])
     messages = transaction_messages(kaggle_csv)
     batches = [messages[:200], messages[200:400], messages[400:]]
 
@@ -210,3 +211,44 @@ def test_training_and_serving_compute_identical_feature_rows(kaggle_csv):
     assert history["event_time"].is_monotonic_increasing and len(trans_nums) == len(trained)
     assert np.array_equal(np.array([served[t] for t in trans_nums]), trained)
     assert trained.shape == (600, len(FEATURE_NAMES)) and history["city_pop"].gt(0).all()
+
+
+def test_two_scorers_score_with_the_learners_one_snapshot_and_take_up_the_next_at_their_poll(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    registry = ModelRegistry(tmp_path)
+    registry.save(model)
+    learned = OnlineClassifier(min_frauds=1, min_labels=100)
+    learned.learn_many(feature_matrix(history, model.category_norms), history["is_fraud"].to_numpy(dtype=bool))
+    registry.publish_learned(learned.snapshot(), "ns")
+
+    now = [0.0]
+    messages = transaction_messages(kaggle_csv)
+    scorers, producers = [], []
+    for _ in range(2):
+        producers.append(FakeProducer())
+        scorer = ScorerService("t", "scores", "alerts", MemoryStore(), registry.load_current(), producers[-1],
+                               registry=registry, namespace="ns")  # fmt: skip
+        scorer.learned_watcher = Watcher(lambda: registry.learned_version("ns"), 5.0, clock=lambda: now[0])
+        scorers.append(scorer)
+    for scorer in scorers:
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[:300]])
+    first, second = ([ScoreEvent.model_validate_json(p["value"]) for p in pr.produced if p["topic"] == "scores"]
+                     for pr in producers)  # fmt: skip
+    assert {s.learned_version for s in first} == {"online-1"}
+    assert [(s.learned_score, s.score) for s in first] == [(s.learned_score, s.score) for s in second]
+    assert any(s.learned_score > 0.5 for s in first)
+    # The ensemble used it: without the online classifier the same rows score otherwise.
+    X = np.array([s.features for s in first])
+    alone = copy.deepcopy(scorers[0].model)
+    alone.learned = None
+    assert not np.allclose(alone.score_many(X), [s.score for s in first])
+
+    learned.learn_many(X, np.zeros(len(X), dtype=bool))
+    registry.publish_learned(learned.snapshot(), "ns")
+    now[0] = 6.0
+    for scorer in scorers:
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[300:]])
+    assert {scorer.model.learned.version for scorer in scorers} == {"online-2"}
+    later = [ScoreEvent.model_validate_json(p["value"]) for p in producers[0].produced if p["topic"] == "scores"]
+    assert {s.learned_version for s in later[300:]} == {"online-2"}

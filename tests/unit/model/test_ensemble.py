@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.ensemble import NinesScale, unit_score
 from model.explain import PHRASES, EventContext
 from model.features import FEATURE_NAMES
+from model.scale import NinesScale, unit_score
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.generator import generate

@@ -9,7 +9,7 @@ import pytest
 
 from model import registry as reg
 from model.features import FEATURE_NAMES
-from model.registry import ModelRegistry, ModelWatcher, Pointers
+from model.registry import ModelRegistry, Pointers, Watcher
 
 
 @dataclass
@@ -141,7 +141,7 @@ def test_the_watcher_looks_at_most_every_poll_and_reports_only_moves(tmp_path):
     r.save(model("20261125T100000Z"))
     r.save(model("20261125T110000Z"), promote=False)
     now = [0.0]
-    watcher = ModelWatcher(r, poll_s=5.0, clock=lambda: now[0])
+    watcher = Watcher(r.pointers, poll_s=5.0, clock=lambda: now[0])
     assert watcher.moved() is None
     r.promote("20261125T110000Z")
     now[0] = 4.0
