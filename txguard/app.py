@@ -144,11 +144,13 @@ class App:
 
         return ModelRegistry.at(self.settings.model_dir)
 
-    def train(self, location: str, until: datetime | None, shadow: bool = False) -> dict[str, Any]:
+    def train(self, location: str, until: datetime | None, shadow: bool = False,
+              supervised: bool = True) -> dict[str, Any]:  # fmt: skip
         """Train the ensemble on the rows of ``location`` before ``until``; register it as a new version.
 
         It becomes the current version (the first one always does), or with ``shadow`` the
-        candidate scored alongside the current one until promoted.
+        candidate scored alongside the current one until promoted. ``supervised=False``
+        trains the unsupervised detectors only, as if no label had ever arrived.
         """
         from model.train import train
         from producer.history import load_history
@@ -156,7 +158,7 @@ class App:
         history = load_history(self.source(location), self.protector(), until)
         if history.empty:
             raise AppError(f"no valid rows before {until} in {location} to train on")
-        model, report = train(history, source=location)
+        model, report = train(history, source=location, supervised=supervised)
         report["training_data"]["data_hash"] = frame_hash(history)
         report["version"] = self.registry().save(model, shadow=shadow)
         return report

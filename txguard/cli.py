@@ -75,7 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    report = app_from(args).train(args.path, args.until, shadow=args.shadow)
+    report = app_from(args).train(args.path, args.until, shadow=args.shadow, supervised=args.labels == "on")
     print(console.training_text(report))
     print(f"registered model {report['version']}" + (" as the shadow" if args.shadow else ""))
     return 0
@@ -188,7 +188,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import DemoOptions, run_demo
 
     options = DemoOptions(data=Path(args.data) if args.data else None, customers=args.customers,
-                          months=args.months, train_fraction=args.train_fraction)  # fmt: skip
+                          months=args.months, train_fraction=args.train_fraction,
+                          labels=args.labels == "on")  # fmt: skip
     return run_demo(settings_from(args), options)
 
 
@@ -251,6 +252,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--until", type=_datetime, help="train on events before this time")
     p.add_argument("--shadow", action="store_true", help="register as the shadow (candidate), not the current model")
+    p.add_argument("--labels", choices=("on", "off"), default="on",
+                   help="off: ignore is_fraud, train the unsupervised detectors only")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("model", help="the model registry: list versions, promote one, set the shadow")
@@ -299,6 +302,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=300, help="customers in the generated sample")
     p.add_argument("--months", type=int, default=8, help="months of generated history")
     p.add_argument("--train-fraction", type=float, default=0.3, help="share of the timeline used for training")
+    p.add_argument("--labels", choices=("on", "off"), default="on",
+                   help="off: no labels in training nor replay (the unsupervised detectors alone)")  # fmt: skip
     p.set_defaults(func=cmd_demo)
     return ap
 
