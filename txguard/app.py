@@ -167,6 +167,11 @@ class App:
         """Every registered model version with its role, training window and in-sample metrics."""
         return self.registry().list()
 
+    def learned(self) -> dict[str, Any] | None:
+        """What the learner's latest snapshot has learned, or None before its first."""
+        snapshot = self.registry().load_learned(self.settings.namespace)
+        return snapshot.describe() if snapshot is not None else None
+
     def promote(self, version: str) -> None:
         """Make ``version`` the current model: running scorers take it up at their next poll."""
         try:

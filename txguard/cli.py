@@ -85,6 +85,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     app = app_from(args)
     if args.action == "list":
         print(console.models_text(app.models()))
+        print(console.learned_text(app.learned()))
     elif args.action == "promote":
         app.promote(args.version)
         print(f"model {args.version} is current: running scorers take it up within "

@@ -54,6 +54,15 @@ def models_text(models: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def learned_text(learned: dict[str, Any] | None) -> str:
+    """The learner's latest snapshot, under ``txguard model list``."""
+    if learned is None:
+        return "online classifier: none yet (the learner publishes one once labels arrive)"
+    state = "in the ensemble" if learned["ready"] else "not in the ensemble yet: too few frauds"
+    return (f"online classifier: {learned['version']}, {learned['labels']:,} labels ({learned['frauds']:,} frauds) "
+            f"up to {learned['learned_until'] or '?'}; {state}")  # fmt: skip
+
+
 def replay_text(stats: ReplayStats) -> str:
     lines = [f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_rows:,} rows; "
              f"skipped {stats.skipped:,}; {stats.rows_per_s:,.0f} rows/s"]  # fmt: skip
