@@ -118,7 +118,7 @@ def test_every_detector_alerts_versions_and_curves(clients, events, tmp_path):
     conn = clients.pg()
     try:
         result = evaluate(conn, since=None, until=None, curves_png=png, k=3)
-        assert detector_columns(conn) == ["score", "iforest_score", "online_score", "supervised_score"]
+        assert detector_columns(conn) == ["score", "iforest_score", "online_score", "supervised_score", "learned_score"]
     finally:
         conn.close()
     assert json.loads(json.dumps(result)) == result  # plain JSON types only
