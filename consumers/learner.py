@@ -17,6 +17,7 @@ classifier's state is saved at each checkpoint, before the offsets are committed
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,13 +60,20 @@ class LearnerService:
         self.producer, self.dlq_topic = producer, dlq_topic
         self.join_timeout_s, self.clock = join_timeout_s, clock
         saved = registry.load_learner_state(namespace)
-        self.classifier: OnlineClassifier = saved if saved is not None else OnlineClassifier()
-        if saved is not None:
-            log.info("learner: resuming %s", saved.describe())
+        self.classifier: OnlineClassifier = saved if saved is not None else self._initial()
+        log.info("learner: %s %s", "resuming" if saved is not None else "starting from", self.classifier.describe())
         self.waiting_since: dict[str, float] = {}  # trans_num -> when its score was first missing
         self.unpublished = 0  # labels learned since the last snapshot
         self.learned = 0
         self.dead_lettered = 0
+
+    def _initial(self) -> OnlineClassifier:
+        """The classifier the current model was trained with (on its labelled history), else a new one."""
+        try:
+            trained = self.registry.load_current().learned
+        except FileNotFoundError:
+            trained = None
+        return copy.deepcopy(trained) if trained is not None else OnlineClassifier()
 
     def decode(self, message: Message) -> LabelEvent:
         return LabelEvent.model_validate_json(value_of(message))

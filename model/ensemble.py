@@ -90,7 +90,8 @@ class Ensemble:
     iforest_weight: float = 0.7
     drift: DriftMonitor | None = None
     metadata: dict = field(default_factory=dict)
-    # Set by the scorer from the learner's latest snapshot; never saved with the model.
+    # The online classifier: trained on the labelled history with the model, then replaced
+    # by the learner's snapshots as the labels topic teaches it (the scorer sets them).
     learned: OnlineClassifier | None = None
     learned_weight: float = 0.1
 

@@ -16,6 +16,7 @@ from model.detectors import ONLINE_DETECTORS, Detector, IsolationForestDetector
 from model.drift import DriftMonitor
 from model.ensemble import DRIFT_FEATURES, Ensemble
 from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, txns_from_columns
+from model.online_classifier import OnlineClassifier
 from model.scale import NinesScale
 from model.supervised import SupervisedDetector
 from model.threshold import AlertBudget
@@ -157,7 +158,15 @@ def train(
         iforest_weight=iforest_weight,
         drift=DriftMonitor(DRIFT_FEATURES),
     )
-    score = model.combine(iforest_raw, online_raw, supervised_raw)
+    learned_nines = None
+    if supervised and labelled.any():
+        # The online classifier starts from the labelled history; the learner carries it on from the labels topic.
+        learned = OnlineClassifier(seed=random_state)
+        learned.learn_many(X[labelled], y[labelled], learned_until=df["event_time"][labelled].max().isoformat())
+        model.learned = learned.snapshot()
+        if model.learned.ready:
+            learned_nines = model.learned.to_nines(model.learned.score_many(X))
+    score = model.combine(iforest_raw, online_raw, supervised_raw, learned_nines)
     model.budget = AlertBudget.from_training(score[reference], days[reference], alerts_per_day)
 
     report = _report(df, model, source=source, online_detector=online_detector)

@@ -7,8 +7,12 @@ import pytest
 
 from consumers.learner import LearnerService, ScoresNotStoredYet
 from model.registry import ModelRegistry
+from model.train import train
+from producer.history import load_history
+from producer.source import CsvSource
 from schemas.events import DeadLetter, LabelEvent
 from streaming.service import Decoded
+from tests.unit.consumers.test_scorer import PROTECTOR
 from tests.unit.model.test_online_classifier import labelled
 from tests.unit.streaming.kafka_fakes import FakeMessage, FakeProducer
 
@@ -106,3 +110,13 @@ def test_labels_wait_for_their_scores_then_a_missing_one_is_dead_lettered_with_i
     assert (record.service, record.source, record.partition, record.offset, record.error_class) == (
         "learner", "labels", 0, 95, "ScoreNotFound")  # fmt: skip
     assert trans(95) in record.reason
+
+
+def test_a_first_learner_starts_from_the_classifier_the_current_model_was_trained_with(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, report = train(history, label_cutoff=history["event_time"].max() + timedelta(days=1))  # every label
+    registry = ModelRegistry(tmp_path)
+    registry.save(model)
+    service = learner(registry, StoredFeatures(np.zeros((0, 28))))
+    assert service.classifier.labels_ == report["supervised"]["labelled_rows"] > 0
+    assert service.classifier is not model.learned  # its own copy: the model's stays as trained

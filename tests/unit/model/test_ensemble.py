@@ -66,17 +66,22 @@ def test_few_labelled_frauds_leave_the_unsupervised_ensemble_as_the_cold_start_f
 
 def test_labels_off_trains_no_classifier_even_with_enough_labels(labelled_history):
     model, report = train(labelled_history, supervised=False)
-    assert model.supervised is None and report["supervised"]["why"] == "supervised=False"
+    assert model.supervised is None and model.learned is None and report["supervised"]["why"] == "supervised=False"
 
 
-def test_with_enough_labels_the_classifier_alone_decides_the_score(supervised_model, labelled_history):
+def test_with_enough_labels_the_classifiers_alone_decide_the_score(supervised_model, labelled_history):
     model, report = supervised_model
     assert model.supervised is not None and report["supervised"]["labelled_frauds"] >= 50
+    assert model.learned is not None and model.learned.ready  # the online classifier, from the same labels
     X = feature_matrix(labelled_history, model.category_norms)[-3000:]
     before = copy.deepcopy(model)
     result = model.score_batch(X)
-    assert result.supervised is not None
-    assert np.array_equal(result.score, unit_score(before.scales["supervised"](before.supervised.score_many(X))))
+    assert result.supervised is not None and result.learned is not None
+    w = before.learned_weight
+    expected = (1 - w) * before.scales["supervised"](before.supervised.score_many(X)) + w * before.learned.to_nines(
+        before.learned.score_many(X)
+    )
+    assert np.array_equal(result.score, unit_score(expected))
     assert np.array_equal(result.online, before.online.score_many(X))  # still scored and recorded
     y = labelled_history["is_fraud"].to_numpy()[-3000:]
     assert np.median(result.score[y]) > np.quantile(result.score[~y], 0.99)
