@@ -327,14 +327,27 @@ class App:
         finally:
             conn.close()
 
-    def evaluate(self, since: datetime | None = None, until: datetime | None = None,
-                 curves_png: Path | None = None, k: int = 5) -> dict[str, Any]:  # fmt: skip
-        """Detection quality from the stored scores and labels (see :mod:`txguard.evaluate`)."""
+    def evaluate(self, since: datetime | None = None, until: datetime | None = None, curves_png: Path | None = None,
+                 k: int = 5, labels_from: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Detection quality from the stored scores and labels (see :mod:`txguard.evaluate`).
+
+        ``labels_from``: judge against the ``is_fraud`` column of that CSV instead of the
+        labels received (a run with labels off has none).
+        """
+        import pandas as pd
+
         from txguard.evaluate import evaluate
 
+        labels = None
+        if labels_from is not None:
+            try:
+                labels = pd.read_csv(labels_from, usecols=["trans_num", "is_fraud"], dtype={"trans_num": str})
+            except (OSError, ValueError) as exc:
+                raise AppError(f"{labels_from}: cannot read trans_num and is_fraud ({exc})") from exc
+            labels = labels.drop_duplicates("trans_num")
         conn = self.clients.pg()
         try:
-            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k)
+            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k, labels=labels)
         finally:
             conn.close()
 

@@ -178,7 +178,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from txguard.evaluate import format_report
 
-    result = app_from(args).evaluate(args.since, args.until, Path(args.png) if args.png else None, args.k)
+    result = app_from(args).evaluate(args.since, args.until, Path(args.png) if args.png else None, args.k,
+                                     labels_from=args.labels_from)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     print(format_report(result))
@@ -296,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="cards per day for card precision@k")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--png", help="draw the ROC and PR curves of every detector to this PNG")
+    p.add_argument("--labels-from", metavar="CSV",
+                   help="judge against this file's is_fraud, not the labels received (after --labels off)")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded stack, with a summary")

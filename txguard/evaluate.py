@@ -39,6 +39,7 @@ def evaluate(
     curves_png: Path | None = None,
     k: int = 5,
     alerts_budget: float | None = None,
+    labels: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Quality of every detector, the alerts, each model version and each shadow version.
 
@@ -57,6 +58,10 @@ def evaluate(
         Cards checked per event-day for card precision@k.
     alerts_budget : float, optional
         Intended alerts per event-day; when given, the report compares the mean with it.
+    labels : pandas.DataFrame, optional
+        ``trans_num`` and ``is_fraud`` to judge against instead of the ``labels``
+        table (e.g. the source file's, after a run with labels off). Loaded into a
+        temporary table that hides ``labels`` for this connection, then dropped.
 
     Returns
     -------
@@ -70,6 +75,8 @@ def evaluate(
     if since is not None and until is not None and since >= until:
         raise ValueError(f"empty window: since {since} is not before until {until}")
 
+    if labels is not None:
+        _hide_labels(conn, labels)
     snapshot = not conn.autocommit and conn.info.transaction_status == extensions.TRANSACTION_STATUS_IDLE
     try:
         if snapshot:
@@ -87,7 +94,22 @@ def evaluate(
     finally:
         if snapshot:
             conn.rollback()
+        if labels is not None:
+            with conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS pg_temp.labels")
+            conn.commit()
     return _assemble(frame, detectors, transactions, shadow_frame, window, curves_png, k, alerts_budget)
+
+
+def _hide_labels(conn, labels: pd.DataFrame) -> None:
+    """``labels`` as a temporary table named ``labels``: the session's temporary tables come first."""
+    rows = io.StringIO()
+    labels[["trans_num", "is_fraud"]].astype({"is_fraud": bool}).to_csv(rows, index=False, header=False)
+    rows.seek(0)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE labels (trans_num text PRIMARY KEY, is_fraud boolean NOT NULL)")
+        cur.copy_expert("COPY pg_temp.labels (trans_num, is_fraud) FROM STDIN WITH (FORMAT csv)", rows)
+    conn.commit()
 
 
 def detector_columns(conn) -> list[str]:
