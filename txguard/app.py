@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import AlertEvent, DeadLetter
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
+from schemas.topics import ALERTS, DLQ, DRIFT, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
@@ -223,7 +223,7 @@ class App:
             from consumers.persist import PersistService
             from consumers.postgres import PostgresSink
 
-            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
+            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS, DRIFT)}
             return PersistService(topics, PostgresSink(self.clients.pg)), producer
         if name != "scorer":
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
@@ -237,6 +237,7 @@ class App:
             threshold=self.settings.alert_threshold,
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
+            drift_topic=self.settings.topic(DRIFT),
         )  # fmt: skip
         return scorer, producer
 
