@@ -170,7 +170,7 @@ def teardown(clients: Clients) -> None:
     doomed = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) in existing]
     for future in (admin.delete_topics(doomed) if doomed else {}).values():
         future.result(timeout=15)
-    groups = [settings.namespaced(g) for g in ("persist", "scorer")]
+    groups = [settings.namespaced(g) for g in ("persist", "scorer", "retrainer")]
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
         try:
             future.result()

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap).
     model_poll_s: float = Field(default=5.0, ge=0)
 
+    # Retraining (``txguard retrain``, the ``retrainer`` service): on the history in
+    # PostgreSQL, the new version registered as the shadow. Days are event-days.
+    retrain_every_days: float | None = Field(default=None, gt=0)  # the schedule; None: none
+    retrain_on_drift: bool = False  # a detected drift starts one
+    # No retrain sooner than this after the previous one: drift fires in bursts.
+    retrain_min_interval_days: float = Field(default=1.0, ge=0)
+    retrain_window_days: float | None = Field(default=None, gt=0)  # train on the last N days only; None: all
+    # How long labels take to arrive (the replay's --label-delay-days): a retrain uses
+    # only the labels of events at least this much older than its cut-off.
+    label_delay_days: float = Field(default=7.0, ge=0)
+
     @property
     def pg_schema(self) -> str:
         return self.namespace or "public"
