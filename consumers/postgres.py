@@ -29,6 +29,7 @@ class JsonRows:
     columns: Sequence[str]  # the table columns filled from the JSON fields
     docs: list[tuple[bytes, int, int]] = field(default_factory=list)  # (json, partition, offset)
     with_position: bool = False  # also store kafka_partition / kafka_offset
+    key: str = "trans_num"  # the unique column a redelivered event conflicts on
 
 
 class PostgresConnection:
@@ -56,7 +57,8 @@ class PostgresSink:
 
     The raw JSON is COPYed into a temporary staging table and PostgreSQL maps it
     onto the table's columns (``json_populate_record``), then ``INSERT ... ON
-    CONFLICT (trans_num) DO NOTHING``: a redelivered event is a no-op, and the whole
+    CONFLICT (key) DO NOTHING`` (``trans_num``, or the table's own id such as
+    ``drift_id``): a redelivered event is a no-op, and the whole
     batch commits or none of it does. Parsing in the server keeps the Python loop
     to validation and byte copies.
     """
@@ -103,9 +105,10 @@ class PostgresSink:
             sql.SQL(
                 "INSERT INTO {table} ({target}) SELECT {source} FROM stage_json s"
                 " CROSS JOIN LATERAL json_populate_record(NULL::{table}, s.doc::json) j"
-                " ON CONFLICT (trans_num) DO NOTHING"
+                " ON CONFLICT ({key}) DO NOTHING"
             ).format(
                 table=sql.Identifier(table),
+                key=sql.Identifier(rows.key),
                 target=sql.SQL(", ").join(target),
                 source=sql.SQL(", ").join(source),
             )

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Message, Producer
 
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
+from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import epoch_seconds, featurize, txns_from_columns
+from model.features import epoch_seconds, event_time_of, featurize, txns_from_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
-from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
-from schemas.topics import ALERTS, SCORES, TopicSpec
+from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
+from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
 from streaming.message import position_of, value_of
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
@@ -31,6 +35,17 @@ def _key_field(spec: TopicSpec) -> str:
 
 
 SCORE_KEY, ALERT_KEY = _key_field(SCORES), _key_field(ALERTS)  # same card -> same partition
+DRIFT_KEY = _key_field(DRIFT)
+
+
+def process_name() -> str:
+    """host:pid, naming the scorer process that detected a drift (each watches its own partitions)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _as_datetime(t: datetime | float) -> datetime:
+    """A drift monitor's clock reading as an event time (this scorer feeds it epoch seconds)."""
+    return t if isinstance(t, datetime) else event_time_of(t)
 
 
 class ScorerService:
@@ -61,9 +76,13 @@ class ScorerService:
         registry: ModelRegistry | None = None,
         model_poll_s: float = 5.0,
         namespace: str = "",
+        drift_topic: str | None = None,
+        instance: str | None = None,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
+        # Where detected drift is published (None: only logged and counted), and who detected it.
+        self.drift_topic, self.instance = drift_topic, instance or process_name()
         self.store, self.model, self.producer = store, model, producer
         self.threshold = threshold
         self.cache = BehaviorCache(cache_capacity)
@@ -121,10 +140,7 @@ class ScorerService:
         times = np.asarray(event_times_s, dtype=np.int64)
         result = self.model.score_batch(X, self.threshold, times)
         shadow = self.shadow.score_batch(X, None, times) if self.shadow is not None else None
-        for drift in result.drift:
-            log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
-                        drift.mean_before, drift.mean_after)  # fmt: skip
-        self.drift_events += len(result.drift)
+        self._report_drift(result.drift)
         flagged = np.flatnonzero(result.flagged).tolist()
         reasons = [""] * len(events)
         if flagged:
@@ -188,6 +204,28 @@ class ScorerService:
             "model_version": [version] * len(flagged),
         }
         self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts))
+
+    def _report_drift(self, detected: list[DriftEvent]) -> None:
+        """Log, count and publish the changes the drift monitor found in this batch (rarely any)."""
+        for drift in detected:
+            log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
+                        drift.mean_before, drift.mean_after)  # fmt: skip
+        self.drift_events += len(detected)
+        if self.drift_topic is None or not detected:
+            return
+        records = [
+            DriftEventRecord.of(
+                detected_at=_as_datetime(d.detected_at_event_time),
+                quantity=d.quantity,
+                mean_before=d.mean_before,
+                mean_after=d.mean_after,
+                model_version=self.model.version,
+                scorer=self.instance,
+            )
+            for d in detected
+        ]
+        # Produced with the batch's scores: the loop's checkpoint flushes them before committing.
+        self._produce(self.drift_topic, [getattr(r, DRIFT_KEY) for r in records], [r.to_json() for r in records])
 
     def _produce(self, topic: str, keys: Sequence[str], values: list[bytes]) -> None:
         producer = self.producer

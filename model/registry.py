@@ -367,6 +367,8 @@ def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: boo
         "created_at": meta.get("trained_at"),
         "training_start": td.get("start"),
         "training_end": td.get("end"),
+        # The cut-off it was trained before, when known (retrains), else its last event.
+        "trained_until": td.get("until") or td.get("end"),
         "rows": td.get("rows"),
         "data_hash": td.get("data_hash"),
         "source": td.get("source"),

@@ -88,7 +88,8 @@ def train(
     Parameters
     ----------
     df : pandas.DataFrame
-        ``TRAINING_COLUMNS``, and ``is_fraud`` when labels are known.
+        ``TRAINING_COLUMNS``, and ``is_fraud`` when labels are known; a missing
+        ``is_fraud`` (None / NA) is an event whose label has not arrived.
     alerts_per_day : float, optional
         The alert budget. Default: the labelled frauds per event-day of the
         window, or ``DEFAULT_ALERTS_PER_DAY`` without labelled frauds.
@@ -123,8 +124,10 @@ def train(
         scales[f"feature:{name}"] = NinesScale(X[:, FEATURE_NAMES.index(name)])
 
     cutoff = pd.Timestamp(label_cutoff) if label_cutoff is not None else df["event_time"].max() - label_delay
-    labelled = (df["event_time"] < cutoff).to_numpy() if "is_fraud" in df and len(df) else np.zeros(len(df), bool)
-    y = df["is_fraud"].to_numpy(dtype=bool) if "is_fraud" in df else np.zeros(len(df), bool)
+    has_labels = "is_fraud" in df
+    known = df["is_fraud"].notna().to_numpy() if has_labels else np.zeros(len(df), bool)
+    labelled = known & (df["event_time"] < cutoff).to_numpy() if has_labels and len(df) else np.zeros(len(df), bool)
+    y = df["is_fraud"].astype("boolean").fillna(False).to_numpy(dtype=bool) if has_labels else np.zeros(len(df), bool)
     frauds = int(y[labelled].sum())
     classifier, why = None, "supervised=False"
     if supervised:
@@ -179,11 +182,13 @@ def train(
     }
     report["alerts_per_day"] = float(alerts_per_day)
     report["threshold"] = model.current_threshold()
-    if "is_fraud" in df:
+    if has_labels:
         flagged = score >= report["threshold"]
-        report["training_quality"] = evaluate(y, score, flagged)  # in-sample for what learned from labels
-        if not labelled.all():
-            report["heldout_quality"] = evaluate(y[~labelled], score[~labelled], flagged[~labelled])
+        # In-sample for what learned from labels; events without a label are left out of both.
+        report["training_quality"] = evaluate(y[known], score[known], flagged[known])
+        heldout = known & ~labelled
+        if heldout.any():
+            report["heldout_quality"] = evaluate(y[heldout], score[heldout], flagged[heldout])
     model.metadata = report
     return model, report
 

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import AlertEvent, DeadLetter
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
+from schemas.topics import ALERTS, DLQ, DRIFT, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import SERVICE_NAMES, Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
     import pandas as pd
 
+    from consumers.retrainer import RetrainerService
     from model.registry import ModelRegistry
     from producer.cards import CardProtector
     from producer.progress import ReplayStats
@@ -163,6 +164,50 @@ class App:
         report["version"] = self.registry().save(model, shadow=shadow)
         return report
 
+    def retrain(
+        self, until: datetime | None = None, *, since: datetime | None = None, reason: str = "manual"
+    ) -> dict[str, Any]:
+        """Train on the history in PostgreSQL before ``until``; register it as the shadow version.
+
+        ``until`` defaults to just after the latest stored transaction, ``since`` to
+        ``retrain_window_days`` before ``until`` (no setting: all the history). Only the
+        labels that had arrived by the cut-off are used: stored ones, of events at least
+        ``label_delay_days`` before ``until`` (a replay releases the labels still pending
+        at the end of its file, so later ones may be stored already). The new version
+        scores beside the current one until promoted (``txguard model promote``).
+        """
+        from model.train import train
+        from txguard.history import latest_event_time, load_labelled_history
+
+        s = self.settings
+        conn = self.clients.pg()
+        try:
+            if until is None:
+                latest = latest_event_time(conn)
+                if latest is None:
+                    raise AppError(f"no transactions in PostgreSQL ({s.pg_schema}) to train on")
+                until = latest + timedelta(microseconds=1)  # timestamps are stored to the microsecond
+            if since is None and s.retrain_window_days is not None:
+                since = until - timedelta(days=s.retrain_window_days)
+            history = load_labelled_history(conn, since=since, until=until)
+        finally:
+            conn.close()
+        if history.empty:
+            raise AppError(f"no transactions in PostgreSQL ({s.pg_schema}) between {since or 'the start'} and "
+                           f"{until} to train on")  # fmt: skip
+        label_cutoff = until - timedelta(days=s.label_delay_days)
+        model, report = train(history, label_cutoff=label_cutoff, source=f"postgresql:{s.pg_schema}")
+        report["training_data"]["until"] = until.isoformat()
+        report["training_data"]["data_hash"] = frame_hash(history)
+        report["retrain"] = {"reason": reason}
+        report["version"] = self.registry().save(model, promote=False, shadow=True)
+        return report
+
+    def trained_until(self) -> datetime | None:
+        """The latest event time any registered model was trained up to: where a retrain schedule resumes."""
+        ends = [m["trained_until"] for m in self.models() if m.get("trained_until")]
+        return max(datetime.fromisoformat(str(end)) for end in ends) if ends else None
+
     def models(self) -> list[dict[str, Any]]:
         """Every registered model version with its role, training window and in-sample metrics."""
         return self.registry().list()
@@ -224,12 +269,14 @@ class App:
 
     def service(self, name: str) -> tuple[Service, Any]:
         """The service ``name`` and the producer its loop flushes."""
+        if name == "retrainer":  # built first: a retrainer with nothing to act on is refused before any client
+            return self.retrainer(), self.clients.producer()
         producer = self.clients.producer()
         if name == "persist":
             from consumers.persist import PersistService
             from consumers.postgres import PostgresSink
 
-            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
+            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS, DRIFT)}
             return PersistService(topics, PostgresSink(self.clients.pg)), producer
         if name == "learner":
             return self._learner(producer), producer
@@ -246,6 +293,7 @@ class App:
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
             namespace=self.settings.namespace,
+            drift_topic=self.settings.topic(DRIFT),
         )  # fmt: skip
         return scorer, producer
 
@@ -268,6 +316,30 @@ class App:
         s = self.settings
         return LearnerService(s.topic(LABELS), ScoredFeatures(self.clients.pg), registry, producer, s.topic(DLQ),
                               namespace=s.namespace, join_timeout_s=s.label_join_timeout_s)  # fmt: skip
+
+    def retrainer(self) -> RetrainerService:
+        """The retrainer, from the ``retrain_*`` settings: it retrains with :meth:`retrain`."""
+        from consumers.postgres import PostgresSink
+        from consumers.retrainer import RetrainerService, RetrainPolicy
+
+        s = self.settings
+        policy = RetrainPolicy(
+            every=timedelta(days=s.retrain_every_days) if s.retrain_every_days is not None else None,
+            on_drift=s.retrain_on_drift,
+            min_interval=timedelta(days=s.retrain_min_interval_days),
+        )
+        if not policy.active:
+            raise AppError("the retrainer needs a schedule or drift to act on: --every-days N and/or --on-drift "
+                           "(TXGUARD_RETRAIN_EVERY_DAYS, TXGUARD_RETRAIN_ON_DRIFT)")  # fmt: skip
+        trained_until = self.trained_until()
+        log.info("retrainer: every %s, on drift %s, at most once per %s of events; latest training cut-off %s",
+                 policy.every or "-", "yes" if policy.on_drift else "no", policy.min_interval,
+                 trained_until or "none")  # fmt: skip
+        return RetrainerService(
+            s.topic(TRANSACTIONS), s.topic(DRIFT),
+            lambda until, why: str(self.retrain(until, reason=why)["version"]), policy,
+            trained_until=trained_until, is_transient=lambda exc: isinstance(exc, PostgresSink.TRANSIENT),
+        )  # fmt: skip
 
     def consume(self, name: str, stop: threading.Event, on_assign: Callable[[], None] | None = None) -> LoopStats:
         """Run one service on the consumer loop until ``stop`` is set."""

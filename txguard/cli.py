@@ -16,13 +16,14 @@ from txguard.settings import SERVICE_NAMES, Settings
 log = logging.getLogger("txguard")
 
 
+# Settings a flag may override (each command has some of them).
+SETTING_FLAGS = ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home",
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days")  # fmt: skip
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment first, explicit flags over it."""
-    overrides = {
-        key: value
-        for key in ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home")
-        if (value := getattr(args, key, None)) is not None
-    }
+    overrides = {key: value for key in SETTING_FLAGS if (value := getattr(args, key, None)) is not None}
     return Settings(**overrides)
 
 
@@ -81,6 +82,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    report = app_from(args).retrain(args.until, since=args.since)
+    print(console.training_text(report))
+    supervised = report["supervised"]
+    print(f"  labels used: {supervised['labelled_rows']:,} ({supervised['labelled_frauds']:,} fraud), of events "
+          f"before {supervised['label_cutoff']}")  # fmt: skip
+    print(f"registered model {report['version']} as the shadow: compare it with `txguard evaluate`, then "
+          f"`txguard model promote {report['version']}`")  # fmt: skip
+    return 0
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     app = app_from(args)
     if args.action == "list":
@@ -133,9 +145,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from txguard.supervisor import start_services, stop_services
+    from txguard.supervisor import SERVICES, start_services, stop_services
 
-    procs = start_services(settings_from(args))
+    settings = settings_from(args)
+    retraining = settings.retrain_every_days is not None or settings.retrain_on_drift
+    procs = start_services(settings, (*SERVICES, "retrainer") if retraining else SERVICES)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -258,6 +272,12 @@ def parser() -> argparse.ArgumentParser:
                    help="off: ignore is_fraud, train the unsupervised detectors only")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("retrain", help="train on the history in PostgreSQL; register it as the shadow model")
+    p.add_argument("--until", type=_datetime, help="train on events before this time (default: all stored)")
+    p.add_argument("--since", type=_datetime, help="first event time to train on (default: the start, or "
+                   "TXGUARD_RETRAIN_WINDOW_DAYS before --until)")  # fmt: skip
+    p.set_defaults(func=cmd_retrain)
+
     p = sub.add_parser("model", help="the model registry: list versions, promote one, set the shadow")
     model_sub = p.add_subparsers(dest="action", required=True)
     model_sub.add_parser("list", help="versions with role, training window, rows, in-sample metrics")
@@ -274,9 +294,17 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("consume", help="run one consumer service")
     p.add_argument("service", choices=SERVICE_NAMES)
+    retrain = p.add_argument_group("retrainer", "when to retrain (event time; default from TXGUARD_RETRAIN_*)")
+    retrain.add_argument("--every-days", dest="retrain_every_days", type=float,
+                         help="retrain every N event-days of the stream")  # fmt: skip
+    retrain.add_argument("--on-drift", dest="retrain_on_drift", action="store_true", default=None,
+                         help="retrain when a scorer detects drift")  # fmt: skip
+    retrain.add_argument("--min-interval-days", dest="retrain_min_interval_days", type=float,
+                         help="never retrain sooner than this after the previous retrain (default 1)")  # fmt: skip
     p.set_defaults(func=cmd_consume)
 
-    sub.add_parser("run", help="run all consumer services").set_defaults(func=cmd_run)
+    sub.add_parser("run", help="run all consumer services (the retrainer too when TXGUARD_RETRAIN_* ask for it)"
+                   ).set_defaults(func=cmd_run)  # fmt: skip
 
     p = sub.add_parser("alerts", help="print alerts")
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")

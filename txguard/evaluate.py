@@ -1,9 +1,9 @@
 """``txguard evaluate``: the scores in PostgreSQL judged against the fraud labels received so far.
 
 :func:`evaluate` reads ``scores`` joined with ``labels`` (and ``transactions`` for
-the funnel, ``shadow_scores`` when it exists) and returns a JSON-serialisable
-dict; :func:`format_report` turns that dict into the plain-text report the CLI
-prints. The metrics themselves are the pure functions of ``model.evaluation``.
+the funnel, ``shadow_scores`` and ``drift_events`` when they exist) and returns a
+JSON-serialisable dict; :func:`format_report` turns that dict into the plain-text
+report the CLI prints. The metrics themselves are the pure functions of ``model.evaluation``.
 
 Detectors are not listed here: every numeric column of ``scores`` named
 ``*_score`` is one, and ``score`` is the ensemble, so a detector added by a
@@ -91,6 +91,7 @@ def evaluate(
         shadow_frame = (
             _shadow_frame(conn, window) if {"trans_num", "model_version", ENSEMBLE} <= shadow_columns else None
         )
+        drift = _drift_counts(conn, window) if "quantity" in _columns(conn, "drift_events") else None
     finally:
         if snapshot:
             conn.rollback()
@@ -98,7 +99,9 @@ def evaluate(
             with conn.cursor() as cur:
                 cur.execute("DROP TABLE IF EXISTS pg_temp.labels")
             conn.commit()
-    return _assemble(frame, detectors, transactions, shadow_frame, window, curves_png, k, alerts_budget)
+    result = _assemble(frame, detectors, transactions, shadow_frame, window, curves_png, k, alerts_budget)
+    result["drift"] = drift
+    return result
 
 
 def _hide_labels(conn, labels: pd.DataFrame) -> None:
@@ -136,7 +139,7 @@ def format_report(result: dict[str, Any]) -> str:
     ----------
     result : dict
         Keys ``window``, ``k``, ``counts``, ``funnel``, ``detectors``, ``alerts``,
-        ``model_versions``, ``shadow`` and ``curves_png``, as :func:`evaluate` returns them.
+        ``model_versions``, ``shadow``, ``drift`` and ``curves_png``, as :func:`evaluate` returns them.
 
     Returns
     -------
@@ -190,6 +193,10 @@ def format_report(result: dict[str, Any]) -> str:
                 for v, s in result["shadow"].items()
             ],
         )
+    drift = result.get("drift")  # absent from results saved before drift events were stored
+    if drift is not None:
+        by_quantity = ", ".join(f"{q} {n:,}" for q, n in drift["by_quantity"].items())
+        lines += ["", f"drift events stored: {drift['events']:,}" + (f" ({by_quantity})" if by_quantity else "")]
     if result["curves_png"]:
         lines += ["", f"ROC and precision-recall curves: {result['curves_png']}"]
     return "\n".join(lines)
@@ -230,6 +237,17 @@ def _count(conn, table: str, window: dict[str, datetime | None]) -> int:
     with conn.cursor() as cur:
         cur.execute(query, window)
         return int(cur.fetchone()[0])
+
+
+def _drift_counts(conn, window: dict[str, datetime | None]) -> dict[str, Any]:
+    """Drift events stored, detected in the window: in all and per monitored quantity."""
+    query = sql.SQL("SELECT quantity, count(*) FROM drift_events WHERE {} GROUP BY 1 ORDER BY 1").format(
+        _window(sql.Identifier("detected_at"), window)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, window)
+        by_quantity = {str(q): int(n) for q, n in cur.fetchall()}
+    return {"events": sum(by_quantity.values()), "by_quantity": by_quantity}
 
 
 def _read_frame(conn, query: sql.Composable, params: dict, numeric: list[str], text: list[str]) -> pd.DataFrame:

@@ -14,8 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
 
-# The consumer services, in the order `txguard run` starts them.
-SERVICE_NAMES: tuple[str, ...] = ("persist", "scorer", "learner")
+# Every consumer service. `txguard run` and the demo start the first three; the retrainer
+# only when there is something for it to act on (TXGUARD_RETRAIN_*).
+SERVICE_NAMES: tuple[str, ...] = ("persist", "scorer", "learner", "retrainer")
 
 
 class Settings(BaseSettings):
@@ -59,6 +60,17 @@ class Settings(BaseSettings):
     # Seconds the learner waits for a labelled event's score to reach PostgreSQL before
     # it dead-letters the label.
     label_join_timeout_s: float = Field(default=120.0, gt=0)
+
+    # Retraining (``txguard retrain``, the ``retrainer`` service): on the history in
+    # PostgreSQL, the new version registered as the shadow. Days are event-days.
+    retrain_every_days: float | None = Field(default=None, gt=0)  # the schedule; None: none
+    retrain_on_drift: bool = False  # a detected drift starts one
+    # No retrain sooner than this after the previous one: drift fires in bursts.
+    retrain_min_interval_days: float = Field(default=1.0, ge=0)
+    retrain_window_days: float | None = Field(default=None, gt=0)  # train on the last N days only; None: all
+    # How long labels take to arrive (the replay's --label-delay-days): a retrain uses
+    # only the labels of events at least this much older than its cut-off.
+    label_delay_days: float = Field(default=7.0, ge=0)
 
     @property
     def pg_schema(self) -> str:

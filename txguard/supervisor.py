@@ -16,6 +16,8 @@ from pathlib import Path
 
 from txguard.settings import SERVICE_NAMES, Settings
 
+SERVICES = SERVICE_NAMES[:3]  # what `txguard run` and the demo always start
+
 
 def ready_marker(settings: Settings, service: str) -> Path:
     """A file that exists while the service holds partitions: lets scripts wait for it."""
@@ -36,7 +38,7 @@ def settings_argv(settings: Settings) -> list[str]:
     return argv
 
 
-def start_services(settings: Settings, services: Sequence[str] = SERVICE_NAMES) -> list[subprocess.Popen]:
+def start_services(settings: Settings, services: Sequence[str] = SERVICES) -> list[subprocess.Popen]:
     env = dict(os.environ)
     if settings.postgres_dsn.get_secret_value():
         env["TXGUARD_POSTGRES_DSN"] = settings.postgres_dsn.get_secret_value()
@@ -46,7 +48,7 @@ def start_services(settings: Settings, services: Sequence[str] = SERVICE_NAMES) 
     return [subprocess.Popen([*argv, "consume", name], env=env) for name in services]
 
 
-def wait_until_ready(settings: Settings, procs: list[subprocess.Popen], services: Sequence[str] = SERVICE_NAMES,
+def wait_until_ready(settings: Settings, procs: list[subprocess.Popen], services: Sequence[str] = SERVICES,
                      timeout_s: float = 60) -> bool:  # fmt: skip
     """True once every service holds partitions; False if one exits or time runs out."""
     deadline = time.monotonic() + timeout_s

@@ -5,9 +5,11 @@ import logging
 
 import numpy as np
 import orjson
+import pytest
 
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
+from model.drift import SCORE, DriftEvent, DriftMonitor
 from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Watcher
@@ -16,7 +18,7 @@ from producer.cards import CardProtector
 from producer.encode import encode_events
 from producer.history import load_history
 from producer.source import CsvSource
-from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
+from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from streaming.service import Decoded
 from tests.unit.streaming.kafka_fakes import FakeMessage, FakeProducer
 
@@ -252,3 +254,43 @@ def test_two_scorers_score_with_the_learners_one_snapshot_and_take_up_the_next_a
     assert {scorer.model.learned.version for scorer in scorers} == {"online-2"}
     later = [ScoreEvent.model_validate_json(p["value"]) for p in producers[0].produced if p["topic"] == "scores"]
     assert {s.learned_version for s in later[300:]} == {"online-2"}
+
+
+class DriftEveryBatch(DriftMonitor):
+    """A drift monitor that reports a change in the score with every batch."""
+
+    def __init__(self):
+        super().__init__(())
+
+    def update(self, score, X, feature_names, event_time_max):  # noqa: ANN001, ANN201
+        return [DriftEvent(SCORE, event_time_max, 0.2, 0.4)]
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_detected_drift_is_logged_counted_and_published_as_a_drift_record(kaggle_csv, caplog, publish):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    model.drift = DriftEveryBatch()
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer,
+                           drift_topic="drift" if publish else None, instance="test-host:42")  # fmt: skip
+    messages = transaction_messages(kaggle_csv)
+    with caplog.at_level(logging.WARNING, logger="consumers.scorer"):
+        score_all(scorer, messages, cut=250)
+
+    events = [TransactionEvent.model_validate_json(m.value()) for m in messages]
+    latest = [max(e.event_time for e in events[:250]), max(e.event_time for e in events[250:])]
+    assert scorer.drift_events == 2  # the counter and the log line, published or not
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("drift in")] == [
+        f"drift in score at {epoch_seconds(t)}: mean 0.2 -> 0.4" for t in latest
+    ]
+    sent = [p for p in producer.produced if p["topic"] == "drift"]
+    if not publish:
+        assert sent == []
+        return
+    records = [DriftEventRecord.model_validate_json(p["value"]) for p in sent]
+    assert [(r.detected_at, r.quantity, r.mean_before, r.mean_after, r.model_version, r.scorer) for r in records] == [
+        (t, SCORE, 0.2, 0.4, model.version, "test-host:42") for t in latest
+    ]
+    assert [p["key"] for p in sent] == [b"score", b"score"]
+    assert records[0] == DriftEventRecord.of(detected_at=latest[0], quantity=SCORE, mean_before=0.2, mean_after=0.4,
+                                             model_version=model.version, scorer="test-host:42")  # fmt: skip

@@ -102,6 +102,20 @@ def test_a_model_trained_with_a_label_cutoff_never_sees_a_label_after_it(labelle
     assert pd.Timestamp(default) == labelled_history["event_time"].max() - pd.Timedelta(days=7)
 
 
+def test_events_whose_label_has_not_arrived_are_neither_trained_on_nor_judged(kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    partial = history.assign(is_fraud=history["is_fraud"].astype("boolean"))
+    missing = np.arange(len(partial)) % 3 == 0
+    partial.loc[missing, "is_fraud"] = pd.NA  # e.g. stored transactions whose label is not stored yet
+    cutoff = partial["event_time"].iloc[400]
+    _, report = train(partial, label_cutoff=cutoff)
+    before = (partial["event_time"] < cutoff).to_numpy()
+    assert report["supervised"]["labelled_rows"] == int((before & ~missing).sum())
+    assert report["training_quality"]["rows"] == int((~missing).sum())
+    assert report["heldout_quality"]["rows"] == int((~before & ~missing).sum())
+    assert report["training_quality"]["frauds"] == int(history["is_fraud"][~missing].sum())
+
+
 def test_events_at_or_above_the_budget_threshold_are_flagged_and_every_batch_feeds_the_budget(
     supervised_model, labelled_history
 ):
