@@ -6,11 +6,12 @@ beside it, so what scores the stream can always say which model it is and what i
 was trained on. ``CURRENT`` names the version that scores and alerts, ``SHADOW`` a
 candidate scored alongside it; scorers poll both and swap without a restart. The online detector keeps learning from the
 stream; its checkpoints record the model version they belong to and are restored
-only into that model. Files only: no clients, no environment.
+only into that model. A local directory or an ``s3://`` prefix; clients come from the caller.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -75,10 +76,10 @@ def _checked(model: Ensemble, path: str) -> Ensemble:
 
 class OnlineCheckpoint:
     """What the model learns from the stream, saved as it goes by: the online detector
-    and the alert budget's recent score distribution."""
+    and the alert budget's recent score distribution; ``key`` in a registry's store."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, store: RegistryStore, key: str):
+        self.store, self.key = store, key
 
     def save(self, model: Ensemble) -> None:
         """Atomically write ``model``'s online detector and budget, tagged with the model's version."""
@@ -88,21 +89,21 @@ class OnlineCheckpoint:
             "budget": model.budget,
             "saved_at": datetime.now(UTC).isoformat(),
         }
-        write_joblib(state, self.path)
+        self.store.write_object(self.key, state)
 
     def restore(self, model: Ensemble) -> bool:
         """Continue ``model``'s online detector from the checkpoint, if it belongs to this model."""
-        if not self.path.exists():
+        if not self.store.exists(self.key):
             return False
-        saved = read_joblib(self.path)
+        saved = self.store.read_object(self.key)
         if saved.get("model_version") != model.version:
             log.info("online checkpoint %s is for model %s, not %s: starting from training state",
-                     self.path, saved.get("model_version"), model.version)  # fmt: skip
+                     self.key, saved.get("model_version"), model.version)  # fmt: skip
             return False
         model.online = saved["online"]
         if saved.get("budget") is not None:
             model.budget = saved["budget"]
-        log.info("online detector restored from %s (saved %s)", self.path, saved.get("saved_at"))
+        log.info("online detector restored from %s (saved %s)", self.key, saved.get("saved_at"))
         return True
 
 
@@ -178,6 +179,88 @@ class LocalStore:
         os.replace(self._path(src), self._path(dst))
 
 
+class S3Store:
+    """A :class:`RegistryStore` under an ``s3://bucket/prefix``.
+
+    Every write is one PUT, which S3 makes visible whole: readers see the old object or
+    the new one. A version folder is claimed with a conditional PUT (``If-None-Match``),
+    so two trainers never take the same version. ``client`` is a boto3 S3 client.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    @classmethod
+    def at(cls, client: Any, location: str) -> S3Store:
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ValueError(f"{location}: expected s3://bucket/prefix")
+        return cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def _put(self, key: str, body: bytes, **conditions: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **conditions)
+
+    def read_text(self, key: str) -> str | None:
+        body = self._get(key)
+        return body.decode() if body is not None else None
+
+    def write_text(self, key: str, text: str) -> None:
+        self._put(key, text.encode())
+
+    def read_object(self, key: str) -> Any:
+        body = self._get(key)
+        if body is None:
+            raise FileNotFoundError(f"s3://{self.bucket}/{self._key(key)}")
+        return joblib.load(io.BytesIO(body))
+
+    def write_object(self, key: str, obj: Any) -> None:
+        buffer = io.BytesIO()
+        joblib.dump(obj, buffer)
+        self._put(key, buffer.getvalue())
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def claim(self, key: str) -> bool:
+        try:
+            self._put(f"{key}/.claimed", b"", IfNoneMatch="*")
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
+    def children(self, key: str) -> list[str]:
+        prefix = self._key(key).rstrip("/") + "/"
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            names += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(names)
+
+    def move(self, src: str, dst: str) -> None:
+        self.client.copy_object(
+            Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
+        )
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(src))
+
+
 @dataclass(frozen=True)
 class Pointers:
     """The versions the registry names: the one that scores, and the candidate scored alongside it."""
@@ -196,14 +279,17 @@ class ModelRegistry:
     (no ``versions/``) is the current version until the first save moves it in.
     """
 
-    def __init__(self, directory: Path, store: RegistryStore | None = None):
-        self.directory = directory
-        self.store: RegistryStore = store or LocalStore(directory)
+    def __init__(self, directory: Path | str, store: RegistryStore | None = None):
+        self.location = str(directory)  # for messages: a directory or an s3:// prefix
+        self.store: RegistryStore = store or LocalStore(Path(directory))
 
     @classmethod
-    def at(cls, location: str | Path) -> ModelRegistry:
+    def at(cls, location: str | Path, s3_client: Callable[[], Any] | None = None) -> ModelRegistry:
+        """The registry in a local directory, or under an ``s3://bucket/prefix`` (through ``s3_client()``)."""
         if str(location).startswith("s3://"):
-            raise ValueError(f"{location}: the model registry is a local directory (s3:// is not supported)")
+            if s3_client is None:
+                raise ValueError(f"{location}: an s3:// registry needs an S3 client")
+            return cls(str(location), S3Store.at(s3_client(), str(location)))
         return cls(Path(location))
 
     # --- pointers ------------------------------------------------------------------------
@@ -240,7 +326,7 @@ class ModelRegistry:
 
     def _require(self, version: str) -> None:
         if not self.store.exists(f"{VERSIONS}/{version}/{METADATA_FILE}"):
-            raise KeyError(f"no model version {version!r} in {self.directory}")
+            raise KeyError(f"no model version {version!r} in {self.location}")
 
     # --- versions ------------------------------------------------------------------------
 
@@ -271,15 +357,15 @@ class ModelRegistry:
         if version is None:
             return self.load_current()
         self._require(version)
-        return _checked(self.store.read_object(f"{VERSIONS}/{version}/{MODEL_FILE}"), f"{self.directory}/{version}")
+        return _checked(self.store.read_object(f"{VERSIONS}/{version}/{MODEL_FILE}"), f"{self.location}/{version}")
 
     def load_current(self) -> Ensemble:
         current = self._pointer(CURRENT)
         if current is not None:
             return self.load(current)
         if self._is_legacy():
-            return load(self.directory)
-        raise FileNotFoundError(f"no trained model in {self.directory}: run `txguard train` first")
+            return _checked(self.store.read_object(MODEL_FILE), f"{self.location}/{MODEL_FILE}")
+        raise FileNotFoundError(f"no trained model in {self.location}: run `txguard train` first")
 
     def load_shadow(self) -> Ensemble | None:
         shadow = self._pointer(SHADOW)
@@ -321,13 +407,13 @@ class ModelRegistry:
         else:
             self.store.write_text(f"{VERSIONS}/{version}/{METADATA_FILE}", json.dumps({"version": version}))
         self.store.write_text(CURRENT, version + "\n")
-        log.info("moved the model in %s into the registry as version %s", self.directory, version)
+        log.info("moved the model in %s into the registry as version %s", self.location, version)
 
     # --- online state --------------------------------------------------------------------
 
     def online_checkpoint(self, namespace: str = "") -> OnlineCheckpoint:
         """Where the scorers of ``namespace`` keep their online detector."""
-        return OnlineCheckpoint(self.directory / f"online.{namespace or 'default'}.joblib")
+        return OnlineCheckpoint(self.store, f"online.{namespace or 'default'}.joblib")
 
     # --- the online classifier: one learner writes, every scorer reads ----------------------
 

@@ -143,7 +143,7 @@ class App:
     def registry(self) -> ModelRegistry:
         from model.registry import ModelRegistry
 
-        return ModelRegistry.at(self.settings.model_dir)
+        return ModelRegistry.at(self.settings.model_location, s3_client=lambda: self.clients.s3())
 
     def train(self, location: str, until: datetime | None, shadow: bool = False,
               supervised: bool = True) -> dict[str, Any]:  # fmt: skip
@@ -305,7 +305,8 @@ class App:
         from consumers.postgres import ScoredFeatures
 
         registry = self.registry()
-        lock = registry.directory / f"learner.{self.settings.namespace or 'default'}.lock"
+        # One machine's guard: with an s3:// registry, run the learner on one machine only.
+        lock = self.settings.home / "run" / f"learner.{self.settings.namespace or 'default'}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         self._learner_lock = open(lock, "w")  # held (and the lock with it) for the life of the process
         try:

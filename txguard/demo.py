@@ -91,7 +91,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     )
     t0 = time.monotonic()
     print(console.training_text(app.train(str(path), split, supervised=options.labels)))
-    print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_dir}")
+    print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_location}")
 
     print("== 4/5 replay through Kafka -> persist + scorer")
     procs = start_services(settings)

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
 
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
-    model_path: Path | None = None  # None: ``home``/model
+    # The model registry: a directory, or an s3://bucket/prefix shared by scorers on several
+    # machines. Empty: ``home``/model.
+    model_path: str = ""
     # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap)
     # and at the learner's latest snapshot.
     model_poll_s: float = Field(default=5.0, ge=0)
@@ -88,5 +90,5 @@ class Settings(BaseSettings):
         return f"{self.namespace}.customer_behavior" if self.namespace else "customer_behavior"
 
     @property
-    def model_dir(self) -> Path:
-        return self.model_path or self.home / "model"
+    def model_location(self) -> str:
+        return self.model_path or str(self.home / "model")

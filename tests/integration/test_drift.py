@@ -98,14 +98,14 @@ def test_detected_drift_goes_through_kafka_into_postgres_once(clients, services,
 
 def test_drift_makes_the_retrainer_register_a_shadow_trained_on_postgres_history(fresh_clients, services, tmp_path):
     settings = fresh_clients.settings.model_copy(update={
-        "model_path": tmp_path / "models", "retrain_on_drift": True, "retrain_min_interval_days": 0.0,
+        "model_path": str(tmp_path / "models"), "retrain_on_drift": True, "retrain_min_interval_days": 0.0,
         "label_delay_days": 2 / 24,
     })  # fmt: skip
     app = App(settings)
     protector = CardProtector(app.card_key())
     history = load_history(CsvSource(str(KAGGLE)), protector)
     first, _ = train(history.iloc[:200])  # the current model, trained on the first third
-    registry = ModelRegistry(settings.model_dir)
+    registry = ModelRegistry(settings.model_location)
     current = registry.save(first)
 
     services.start(persist_service(fresh_clients), fresh_clients)

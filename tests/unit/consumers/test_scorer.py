@@ -12,7 +12,7 @@ from model.behavior import CardBehavior
 from model.drift import SCORE, DriftEvent, DriftMonitor
 from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
 from model.online_classifier import OnlineClassifier
-from model.registry import ModelRegistry, OnlineCheckpoint, Watcher
+from model.registry import LocalStore, ModelRegistry, OnlineCheckpoint, Watcher
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.encode import encode_events
@@ -28,7 +28,7 @@ PROTECTOR = CardProtector(b"unit-test-key-0123456789")
 def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
     model, _ = train(history)
-    checkpoint = OnlineCheckpoint(tmp_path / "online.joblib")
+    checkpoint = OnlineCheckpoint(LocalStore(tmp_path), "online.joblib")
     first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
     X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training

@@ -25,7 +25,7 @@ def model(kaggle_csv):
 def test_the_schedule_resumes_from_the_latest_cut_off_in_the_registry(tmp_path, model):
     app = App(Settings(home=tmp_path, retrain_every_days=3))
     assert app.trained_until() is None
-    registry = ModelRegistry(app.settings.model_dir)
+    registry = ModelRegistry(app.settings.model_location)
     registry.save(model)  # trained from a file: its last event is its cut-off
     assert app.trained_until() == datetime.fromisoformat(model.metadata["training_data"]["end"])
     model.metadata["training_data"]["until"] = "2019-08-01T00:00:00"  # a retrain records the cut-off it was given
