@@ -25,7 +25,11 @@ from model.detectors import learn_scaler
 from model.features import FEATURE_NAMES
 from model.scale import NinesScale
 
-_CHUNK = 500  # rows per gradient step: on generated data, larger steps learned less from the same labels
+# Rows per gradient step, and labels per scaler update. On generated data (months 7-9 ->
+# 10-12) steps of 50 learned rows beat 500 (ROC-AUC 0.975 against 0.96), and updating the
+# scaler slice by slice beat fitting it on everything first.
+_CHUNK = 50
+_SLICE = 5000
 
 
 class OnlineClassifier:
@@ -34,8 +38,7 @@ class OnlineClassifier:
     Parameters
     ----------
     learning_rate : float
-        SGD step. 0.5 did best on generated data with 500-row steps (months 1-6 ->
-        7-12: ROC-AUC 0.982, PR-AUC 0.66 on its own).
+        SGD step (0.5: on generated data, months 1-6 -> 7-12, ROC-AUC 0.98 on its own).
     negative_rate : float
         Share of legitimate labels learned from (all frauds are).
     min_frauds, min_labels : int
@@ -104,12 +107,14 @@ class OnlineClassifier:
         y = np.asarray(y, dtype=bool)
         if not len(X):
             return
-        learn_scaler(self.scaler_, self._frame(X))
-        keep = y | (self._rng.random(len(y)) < self.negative_rate)
-        z, target = self._standardised(X[keep]), pd.Series(y[keep])
-        for start in range(0, len(z), _CHUNK):
-            rows = slice(start, start + _CHUNK)
-            self.classifier_.learn_many(z.iloc[rows], target.iloc[rows])
+        for start in range(0, len(X), _SLICE):  # the same steps whether rows come in one call or many
+            Xs, ys = X[start : start + _SLICE], y[start : start + _SLICE]
+            learn_scaler(self.scaler_, self._frame(Xs))
+            keep = ys | (self._rng.random(len(ys)) < self.negative_rate)
+            z, target = self._standardised(Xs[keep]), pd.Series(ys[keep])
+            for step in range(0, len(z), _CHUNK):
+                rows = slice(step, step + _CHUNK)
+                self.classifier_.learn_many(z.iloc[rows], target.iloc[rows])
         self.labels_ += len(y)
         self.frauds_ += int(y.sum())
         self.learned_until_ = learned_until or self.learned_until_

@@ -34,7 +34,7 @@ def test_it_learns_to_rank_frauds_on_later_rows_and_joins_only_when_ready():
         "learned_until": "2019-07-08T00:00:00", "ready": True,
     }  # fmt: skip
     later_X, later_y = labelled(20_000, 0.01, seed=1)
-    assert roc_auc_score(later_y, snapshot.score_many(later_X)) > 0.95
+    assert roc_auc_score(later_y, snapshot.score_many(later_X)) > 0.9  # chance is 0.5
     nines = snapshot.to_nines(snapshot.score_many(later_X))
     assert np.all(nines >= 0) and nines[later_y].mean() > 1.5 > nines[~later_y].mean()
 
