@@ -1,4 +1,4 @@
-"""``persist``: transactions, scores and labels -> PostgreSQL, idempotent on trans_num."""
+"""``persist``: transactions, scores, labels and drift events -> PostgreSQL, idempotent on each event's id."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ from confluent_kafka import Message
 
 from consumers.postgres import JsonRows, PostgresSink
 from schemas.events import _Event
-from schemas.topics import LABELS, SCORES, TRANSACTIONS, TopicSpec
+from schemas.topics import DRIFT, LABELS, SCORES, TRANSACTIONS, TopicSpec
 from streaming.message import topic_of, value_of
 from streaming.service import Decoded
 
-# Each topic fills the table of the same name.
-TABLES: dict[str, TopicSpec] = {spec.name: spec for spec in (TRANSACTIONS, SCORES, LABELS)}
+# The table each topic fills: the one of the same name, but for the drift topic,
+# whose table says what its rows are.
+TABLES: dict[str, TopicSpec] = {
+    "transactions": TRANSACTIONS,
+    "scores": SCORES,
+    "labels": LABELS,
+    "drift_events": DRIFT,
+}
+_TABLE_OF = {spec.name: table for table, spec in TABLES.items()}
 
 
 def _model(spec: TopicSpec) -> type[_Event]:
@@ -23,9 +30,9 @@ class PersistService:
     name = "persist"
 
     def __init__(self, topics: dict[str, str], sink: PostgresSink):
-        # topics: TopicSpec.name ("transactions" | "scores" | "labels") -> topic name
-        self._table_of = {topic: table for table, topic in topics.items()}
-        self._model_of = {topic: _model(TABLES[table]) for table, topic in topics.items()}
+        # topics: TopicSpec.name ("transactions" | "scores" | "labels" | "drift") -> topic name
+        self._table_of = {topic: _TABLE_OF[spec] for spec, topic in topics.items()}
+        self._model_of = {topic: _model(TABLES[table]) for topic, table in self._table_of.items()}
         self.topics = list(topics.values())
         self.sink = sink
         self.rows_written = 0
@@ -36,7 +43,11 @@ class PersistService:
 
     def process(self, batch: list[Decoded]) -> None:
         rows = {
-            table: JsonRows(tuple(_model(spec).model_fields), with_position=spec is TRANSACTIONS)
+            table: JsonRows(
+                tuple(_model(spec).model_fields),
+                with_position=spec is TRANSACTIONS,
+                key=_model(spec).IDEMPOTENCY_KEY,
+            )
             for table, spec in TABLES.items()
         }
         for d in batch:

@@ -29,6 +29,27 @@ class JsonRows:
     columns: Sequence[str]  # the table columns filled from the JSON fields
     docs: list[tuple[bytes, int, int]] = field(default_factory=list)  # (json, partition, offset)
     with_position: bool = False  # also store kafka_partition / kafka_offset
+    key: str = "trans_num"  # the unique column a redelivered event conflicts on
+
+
+class PostgresConnection:
+    """One connection, opened on first use and again after it was lost."""
+
+    def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
+        self._connect = connect
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def get(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
 
 class PostgresSink:
@@ -36,7 +57,8 @@ class PostgresSink:
 
     The raw JSON is COPYed into a temporary staging table and PostgreSQL maps it
     onto the table's columns (``json_populate_record``), then ``INSERT ... ON
-    CONFLICT (trans_num) DO NOTHING``: a redelivered event is a no-op, and the whole
+    CONFLICT (key) DO NOTHING`` (``trans_num``, or the table's own id such as
+    ``drift_id``): a redelivered event is a no-op, and the whole
     batch commits or none of it does. Parsing in the server keeps the Python loop
     to validation and byte copies.
     """
@@ -44,17 +66,11 @@ class PostgresSink:
     TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
     def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
-        self._connect = connect
-        self._conn: psycopg2.extensions.connection | None = None
-
-    def _connection(self) -> psycopg2.extensions.connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
+        self._connection = PostgresConnection(connect)
 
     def write(self, tables: dict[str, JsonRows]) -> dict[str, int]:
         """Insert every table's rows in one transaction; returns rows inserted per table."""
-        conn = self._connection()
+        conn = self._connection.get()
         inserted = {}
         try:
             with conn.cursor() as cur:
@@ -89,9 +105,10 @@ class PostgresSink:
             sql.SQL(
                 "INSERT INTO {table} ({target}) SELECT {source} FROM stage_json s"
                 " CROSS JOIN LATERAL json_populate_record(NULL::{table}, s.doc::json) j"
-                " ON CONFLICT (trans_num) DO NOTHING"
+                " ON CONFLICT ({key}) DO NOTHING"
             ).format(
                 table=sql.Identifier(table),
+                key=sql.Identifier(rows.key),
                 target=sql.SQL(", ").join(target),
                 source=sql.SQL(", ").join(source),
             )
@@ -99,8 +116,32 @@ class PostgresSink:
         return cur.rowcount
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        self._connection.close()
+
+
+class ScoredFeatures:
+    """The feature rows events were scored with (``scores.features``), looked up by trans_num."""
+
+    TRANSIENT = PostgresSink.TRANSIENT
+
+    def __init__(self, connect: Callable[[], psycopg2.extensions.connection]):
+        self._connection = PostgresConnection(connect)
+
+    def __call__(self, trans_nums: Sequence[str]) -> dict[str, list[float]]:
+        """``{trans_num: features}`` for the events among ``trans_nums`` whose score is stored."""
+        conn = self._connection.get()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT trans_num, features FROM scores WHERE trans_num = ANY(%s) AND features IS NOT NULL",
+                    (list(trans_nums),),
+                )
+                found = dict(cur.fetchall())
+            conn.rollback()  # read only: end the transaction so the next look sees new rows
+        except self.TRANSIENT:
+            self._connection.close()
+            raise
+        return found
+
+    def close(self) -> None:
+        self._connection.close()

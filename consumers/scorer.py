@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Message, Producer
 
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
+from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import epoch_seconds, featurize, txns_from_columns
-from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
-from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
-from schemas.topics import ALERTS, SCORES, TopicSpec
+from model.features import epoch_seconds, event_time_of, featurize, txns_from_columns
+from model.online_classifier import OnlineClassifier
+from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
+from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
+from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
 from streaming.message import position_of, value_of
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
@@ -30,6 +35,17 @@ def _key_field(spec: TopicSpec) -> str:
 
 
 SCORE_KEY, ALERT_KEY = _key_field(SCORES), _key_field(ALERTS)  # same card -> same partition
+DRIFT_KEY = _key_field(DRIFT)
+
+
+def process_name() -> str:
+    """host:pid, naming the scorer process that detected a drift (each watches its own partitions)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _as_datetime(t: datetime | float) -> datetime:
+    """A drift monitor's clock reading as an event time (this scorer feeds it epoch seconds)."""
+    return t if isinstance(t, datetime) else event_time_of(t)
 
 
 class ScorerService:
@@ -59,9 +75,14 @@ class ScorerService:
         shadow: Ensemble | None = None,
         registry: ModelRegistry | None = None,
         model_poll_s: float = 5.0,
+        namespace: str = "",
+        drift_topic: str | None = None,
+        instance: str | None = None,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
+        # Where detected drift is published (None: only logged and counted), and who detected it.
+        self.drift_topic, self.instance = drift_topic, instance or process_name()
         self.store, self.model, self.producer = store, model, producer
         self.threshold = threshold
         self.cache = BehaviorCache(cache_capacity)
@@ -76,7 +97,15 @@ class ScorerService:
         # The shadow scores the same features, on its own copy of every detector: it raises
         # no alerts, and its online learning never touches the current model.
         self.shadow = shadow
-        self.watcher = ModelWatcher(registry, model_poll_s) if registry is not None else None
+        self.registry, self.namespace = registry, namespace
+        self.watcher: Watcher[Pointers] | None = None
+        self.learned_watcher: Watcher[str | None] | None = None
+        self.learned: OnlineClassifier | None = None
+        if registry is not None:
+            self.watcher = Watcher(registry.pointers, model_poll_s)
+            # The learner's snapshots: every scorer of the namespace scores with the same one.
+            self.learned_watcher = Watcher(lambda: registry.learned_version(namespace), model_poll_s)
+            self._use_learned(registry.load_learned(namespace))
 
     def save_online(self) -> None:
         """Checkpoint the online detector (its learned state drifts with the stream)."""
@@ -112,10 +141,7 @@ class ScorerService:
         partitions = np.array([d.message.partition() for d in batch], dtype=np.int64)  # in event-time order each
         result = self.model.score_batch(X, self.threshold, times, partitions)
         shadow = self.shadow.score_batch(X, None, times, partitions) if self.shadow is not None else None
-        for drift in result.drift:
-            log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
-                        drift.mean_before, drift.mean_after)  # fmt: skip
-        self.drift_events += len(result.drift)
+        self._report_drift(result.drift)
         flagged = np.flatnonzero(result.flagged).tolist()
         reasons = [""] * len(events)
         if flagged:
@@ -151,6 +177,8 @@ class ScorerService:
             "iforest_score": result.iforest.tolist(),
             "online_score": result.online.tolist(),
             "supervised_score": [None] * n if result.supervised is None else result.supervised.tolist(),
+            "learned_score": [None] * n if result.learned is None else result.learned.tolist(),
+            "learned_version": [None if result.learned is None or self.learned is None else self.learned.version] * n,
             "score": score,
             "threshold": [result.threshold] * n,
             "flagged": result.flagged.tolist(),
@@ -178,6 +206,28 @@ class ScorerService:
         }
         self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts))
 
+    def _report_drift(self, detected: list[DriftEvent]) -> None:
+        """Log, count and publish the changes the drift monitor found in this batch (rarely any)."""
+        for drift in detected:
+            log.warning("drift in %s at %s: mean %.4g -> %.4g", drift.quantity, drift.detected_at_event_time,
+                        drift.mean_before, drift.mean_after)  # fmt: skip
+        self.drift_events += len(detected)
+        if self.drift_topic is None or not detected:
+            return
+        records = [
+            DriftEventRecord.of(
+                detected_at=_as_datetime(d.detected_at_event_time),
+                quantity=d.quantity,
+                mean_before=d.mean_before,
+                mean_after=d.mean_after,
+                model_version=self.model.version,
+                scorer=self.instance,
+            )
+            for d in detected
+        ]
+        # Produced with the batch's scores: the loop's checkpoint flushes them before committing.
+        self._produce(self.drift_topic, [getattr(r, DRIFT_KEY) for r in records], [r.to_json() for r in records])
+
     def _produce(self, topic: str, keys: Sequence[str], values: list[bytes]) -> None:
         producer = self.producer
         for key, value in zip(keys, values, strict=True):
@@ -195,13 +245,34 @@ class ScorerService:
             self.save_online()
 
     def refresh_models(self) -> None:
-        """Before a batch: take up a newly promoted or shadowed version, without a restart.
+        """Before a batch: take up a newly promoted or shadowed version, and the learner's latest
+        snapshot, without a restart.
 
         The registry's pointers are read at most every ``model_poll_s``; between reads this is a clock check.
         """
         moved = self.watcher.moved() if self.watcher is not None else None
-        if moved is None:
+        if moved is not None:
+            self._follow(moved)
+        if self.learned_watcher is not None and self.learned_watcher.moved() is not None:
+            assert self.registry is not None
+            try:
+                self._use_learned(self.registry.load_learned(self.namespace))
+            except Exception as exc:  # keep scoring with the snapshot we have
+                log.warning("scorer: cannot load the learner's snapshot (%s): keeping %s", exc,
+                            self.learned.version if self.learned is not None else "none")  # fmt: skip
+
+    def _use_learned(self, learned: OnlineClassifier | None) -> None:
+        if learned is None:
             return
+        if self.learned is None or self.learned.version != learned.version:
+            log.info("scorer: online classifier %s (%s labels, %s frauds%s)", learned.version, learned.labels_,
+                     learned.frauds_, "" if learned.ready else ", not ready yet")  # fmt: skip
+        self.learned = learned
+        for model in (self.model, self.shadow):
+            if model is not None:
+                model.learned = learned
+
+    def _follow(self, moved: Pointers) -> None:
         if moved.current is not None and moved.current != self.model.version:
             # A promoted shadow keeps what it learned from the stream; another version resumes its checkpoint.
             reuse = self.shadow is not None and self.shadow.version == moved.current
@@ -218,11 +289,12 @@ class ScorerService:
         if wanted != (self.shadow.version if self.shadow is not None else None):
             self.shadow = self._load(wanted) if wanted is not None else None
             log.info("scorer: shadow model %s", self.shadow.version if self.shadow is not None else "none")
+        self._use_learned(self.learned)
 
     def _load(self, version: str) -> Ensemble | None:
-        assert self.watcher is not None
+        assert self.registry is not None
         try:
-            return self.watcher.registry.load(version)
+            return self.registry.load(version)
         except Exception as exc:  # a bad version must not stop the stream: keep scoring with what we have
             log.warning("scorer: cannot load model %s (%s): keeping %s", version, exc, self.model.version)
             return None

@@ -31,6 +31,19 @@ class Detector(Protocol):
     def learn_many(self, X: np.ndarray) -> None: ...
 
 
+def learn_scaler(scaler: preprocessing.StandardScaler, frame: pd.DataFrame) -> None:
+    """``scaler.learn_many(frame)``, keeping every variance >= 0.
+
+    river's mini-batch variance (E[x^2] - mean^2) can round to just below 0 for a
+    column that is constant so far (-1.8e-15 for three rows of 3.7); its square
+    root is then complex and ``transform_many`` fails.
+    """
+    scaler.learn_many(frame)
+    for name, var in scaler.vars.items():
+        if var < 0:
+            scaler.vars[name] = 0.0
+
+
 def _row(x: dict[str, float]) -> np.ndarray:
     return np.array([[x[name] for name in FEATURE_NAMES]], dtype=np.float64)
 
@@ -105,7 +118,7 @@ class OnlineStandardizedDetector:
 
     def learn_many(self, X: np.ndarray) -> None:
         if len(X):
-            self.scaler_.learn_many(pd.DataFrame(X[:, self._idx], columns=list(self.features)))
+            learn_scaler(self.scaler_, pd.DataFrame(X[:, self._idx], columns=list(self.features)))
 
     def score_one(self, x: dict[str, float]) -> float:
         return float(self.score_many(_row(x))[0])

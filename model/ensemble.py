@@ -9,11 +9,14 @@ Scale
     training still rank among themselves. Monotone: a detector's ranking is kept.
 
 Combination
-    With a supervised classifier (trained once enough labels had arrived) the
-    combined nines are the classifier's alone: on generated data mixing the
+    With a batch supervised classifier (trained once enough labels had arrived)
+    the combined nines are the classifier's: on generated data mixing the
     unsupervised detectors in lowered PR-AUC (0.97 -> 0.86). Without it (cold
     start, or labels off) they are ``w * iforest + (1 - w) * online`` with
-    ``w = iforest_weight`` (0.7).
+    ``w = iforest_weight`` (0.7). The online classifier (``learned``, fed by the
+    learner from the labels topic) joins once it is ready: ``learned_weight`` of
+    the nines beside the batch classifier (0.1), or half of them beside the
+    unsupervised detectors when there is no batch classifier.
 
 Score
     ``score = nines / (nines + 3)``, in [0, 1): 0.5 is "one in a thousand", 0.75
@@ -39,65 +42,30 @@ from model.detectors import Detector, IsolationForestDetector, OnlineStandardize
 from model.drift import DriftEvent, DriftMonitor
 from model.explain import EventContext, describe_contributions, zscore_contributions
 from model.features import FEATURE_NAMES, CategoryNorms
+from model.online_classifier import OnlineClassifier
+from model.scale import NinesScale, unit_score
 from model.supervised import SupervisedDetector
 from model.threshold import AlertBudget
 
-NINES_AT_HALF_SCORE = 3.0
-_LEVELS = np.unique(np.concatenate([np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2, -6, 121)]))
-_TAIL_LEVEL = 0.99  # the extrapolation above the training maximum keeps the slope from here to the top
 _SECONDS_PER_DAY = 86_400
 # Monitored for drift besides the score. Quantities with a daily cycle (hour, night,
 # 24 h windows) would drift by design in batches shorter than a day.
 DRIFT_FEATURES: tuple[str, ...] = ("log_amt", "amt_category_logz")
 
 
-class NinesScale:
-    """A raw score's nines among reference scores: ``-log10(1 - F(x))``, >= 0.
-
-    Parameters
-    ----------
-    reference : numpy.ndarray
-        Scores of the reference (training) events; non-finite values are ignored.
-    """
-
-    def __init__(self, reference: np.ndarray):
-        values = np.asarray(reference, dtype=np.float64).ravel()
-        values = values[np.isfinite(values)]
-        if not len(values):
-            values = np.zeros(1)
-        quantiles = np.quantile(values, _LEVELS)
-        # A flat stretch (many equal scores) takes its lowest level: a tie is not rare.
-        self.quantiles_, first = np.unique(quantiles, return_index=True)
-        self.nines_ = -np.log10(1.0 - _LEVELS[first])
-        tail = np.flatnonzero(_LEVELS[first] >= _TAIL_LEVEL)
-        low = int(tail[0]) if len(tail) and tail[0] < len(first) - 1 else max(len(first) - 2, 0)
-        rise = self.quantiles_[-1] - self.quantiles_[low]
-        self.slope_ = float((self.nines_[-1] - self.nines_[low]) / rise) if rise > 0 else 1.0
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        nines = np.interp(x, self.quantiles_, self.nines_, left=0.0, right=self.nines_[-1])
-        top = self.quantiles_[-1]
-        return np.where(x > top, self.nines_[-1] + (x - top) * self.slope_, nines)
-
-
-def unit_score(nines: np.ndarray) -> np.ndarray:
-    """Nines onto [0, 1): ``nines / (nines + 3)``."""
-    nines = np.maximum(np.asarray(nines, dtype=np.float64), 0.0)
-    return nines / (nines + NINES_AT_HALF_SCORE)
-
-
 @dataclass(frozen=True, slots=True)
 class BatchScores:
     """One micro-batch's scores: each detector's raw score, the ensemble's, and the verdict.
 
-    ``supervised`` is None when the ensemble has no supervised classifier; ``drift``
+    ``supervised`` is None when the ensemble has no supervised classifier, ``learned``
+    when its online classifier is not ready; ``drift``
     holds the changes the drift monitor detected with this batch.
     """
 
     iforest: np.ndarray
     online: np.ndarray
     supervised: np.ndarray | None
+    learned: np.ndarray | None
     score: np.ndarray
     threshold: float
     flagged: np.ndarray
@@ -122,30 +90,62 @@ class Ensemble:
     iforest_weight: float = 0.7
     drift: DriftMonitor | None = None
     metadata: dict = field(default_factory=dict)
+    # The online classifier: trained on the labelled history with the model, then replaced
+    # by the learner's snapshots as the labels topic teaches it (the scorer sets them).
+    learned: OnlineClassifier | None = None
+    learned_weight: float = 0.1
 
     @property
     def version(self) -> str:
         return str(self.metadata.get("version", "untrained"))
 
     # ------------------------------------------------------------------ scoring
+    def _learned(self) -> OnlineClassifier | None:
+        return self.learned if self.learned is not None and self.learned.ready else None
+
     def combine(
-        self, iforest_raw: np.ndarray, online_raw: np.ndarray, supervised_raw: np.ndarray | None = None
+        self,
+        iforest_raw: np.ndarray,
+        online_raw: np.ndarray,
+        supervised_raw: np.ndarray | None = None,
+        learned_nines: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The ensemble score in [0, 1) from the detectors' raw scores."""
+        """The ensemble score in [0, 1) from the detectors' raw scores (the online classifier's in nines)."""
         if supervised_raw is not None:
-            return unit_score(self.scales["supervised"](supervised_raw))
-        w = self.iforest_weight
-        nines = w * self.scales["iforest"](iforest_raw) + (1.0 - w) * self.scales["online"](online_raw)
+            nines = self.scales["supervised"](supervised_raw)
+            weight = self.learned_weight
+        else:
+            w = self.iforest_weight
+            nines = w * self.scales["iforest"](iforest_raw) + (1.0 - w) * self.scales["online"](online_raw)
+            weight = 0.5
+        if learned_nines is not None:
+            nines = (1.0 - weight) * nines + weight * learned_nines
         return unit_score(nines)
 
-    def raw_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(iforest, online, supervised or None): each detector's raw score, nothing learned."""
+    def raw_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(iforest, online, supervised, learned): each detector's raw score, nothing learned.
+
+        ``supervised`` is None without a batch classifier; ``learned`` is the online
+        classifier's fraud probability, None until it is ready.
+        """
         supervised = None if self.supervised is None else self.supervised.score_many(X)
-        return self.iforest.score_many(X), self.online.score_many(X), supervised
+        learned = self._learned()
+        return (
+            self.iforest.score_many(X),
+            self.online.score_many(X),
+            supervised,
+            None if learned is None else learned.score_many(X),
+        )
+
+    def _score(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]) -> np.ndarray:
+        iforest_raw, online_raw, supervised_raw, learned_raw = raw
+        learned = self._learned()
+        learned_nines = None if learned is None or learned_raw is None else learned.to_nines(learned_raw)
+        return self.combine(iforest_raw, online_raw, supervised_raw, learned_nines)
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
         """The ensemble score of each row, nothing learned."""
-        return self.combine(*self.raw_scores(X))
+        return self._score(self.raw_scores(X))
 
     def current_threshold(self, override: float | None = None) -> float:
         """The threshold in force: ``override``, else the fixed one, else the budget's."""
@@ -172,8 +172,8 @@ class Ensemble:
         events) the alert budget observes the batch and the drift monitor is
         updated.
         """
-        iforest_raw, online_raw, supervised_raw = self.raw_scores(X)
-        score = self.combine(iforest_raw, online_raw, supervised_raw)
+        raw = self.raw_scores(X)
+        score = self._score(raw)
         used = self.current_threshold(threshold)
         flagged = score >= used
         self.online.learn_many(X[~flagged])
@@ -184,27 +184,35 @@ class Ensemble:
                 self.budget.observe(score, times // _SECONDS_PER_DAY, sources)
             if self.drift is not None:
                 drift = self.drift.update(score, X, FEATURE_NAMES, int(times.max()))
-        return BatchScores(iforest_raw, online_raw, supervised_raw, score, used, flagged, drift)
+        return BatchScores(*raw, score, used, flagged, drift)
 
     # ------------------------------------------------------------------ explanations
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Each feature's part in each row's score, from the model that decides it.
 
-        The supervised classifier's tree path contributions (log-odds) when there
-        is one. Otherwise the unsupervised evidence as shares summing to 1 per
-        row: ``w`` x each Isolation Forest feature's rarity (its nines against
+        The batch classifier's tree path contributions (log-odds) when there is
+        one. Otherwise the unsupervised evidence as shares summing to 1 per row:
+        ``w`` x each Isolation Forest feature's rarity (its nines against
         training, as a share of the row's total) + ``1 - w`` x the online
-        z-score detector's shares of its squared upper-tail z-scores.
+        z-score detector's shares of its squared upper-tail z-scores; with a
+        ready online classifier, half of that and half its shares of the row's
+        positive log-odds contributions.
         """
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
         if self.supervised is not None:
             return self.supervised.contributions(X)
+        unsupervised = self._unsupervised_shares(X)
+        learned = self._learned()
+        if learned is None:
+            return unsupervised
+        return 0.5 * unsupervised + 0.5 * _shares(np.maximum(learned.contributions(X), 0.0))
+
+    def _unsupervised_shares(self, X: np.ndarray) -> np.ndarray:
         rarity = np.zeros_like(X)
         for name in self.iforest.features:
             j = FEATURE_NAMES.index(name)
             rarity[:, j] = self.scales[f"feature:{name}"](X[:, j])
-        total = rarity.sum(axis=1, keepdims=True)
-        rarity = np.divide(rarity, total, out=np.zeros_like(rarity), where=total > 0)
+        rarity = _shares(rarity)
         w = self.iforest_weight
         if isinstance(self.online, OnlineStandardizedDetector):
             return w * rarity + (1.0 - w) * zscore_contributions(self.online, X)
@@ -217,3 +225,9 @@ class Ensemble:
             return []
         contributions = self.contributions(X)
         return [describe_contributions(contributions[i], X[i], FEATURE_NAMES, contexts[i]) for i in range(len(X))]
+
+
+def _shares(values: np.ndarray) -> np.ndarray:
+    """Non-negative values as shares of their row's total (all 0 for a row of zeros)."""
+    total = values.sum(axis=1, keepdims=True)
+    return np.divide(values, total, out=np.zeros_like(values), where=total > 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,11 @@ _EPOCH = datetime(1970, 1, 1)
 
 def epoch_seconds(ts: datetime) -> int:
     return int((ts.replace(tzinfo=None) - _EPOCH).total_seconds())
+
+
+def event_time_of(seconds: float) -> datetime:
+    """The event time (naive, like the dataset's clock) of ``seconds`` from :func:`epoch_seconds`."""
+    return _EPOCH + timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)

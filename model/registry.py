@@ -7,11 +7,12 @@ beside it, so what scores the stream can always say which model it is and what i
 was trained on. ``CURRENT`` names the version that scores and alerts, ``SHADOW`` a
 candidate scored alongside it; scorers poll both and swap without a restart. The online detector keeps learning from the
 stream; its checkpoints record the model version they belong to and are restored
-only into that model. Files only: no clients, no environment.
+only into that model. A local directory or an ``s3://`` prefix; clients come from the caller.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import joblib
 import numpy as np
@@ -29,13 +30,16 @@ import numpy as np
 from model.calibration import probability
 from model.ensemble import Ensemble
 from model.features import FEATURE_NAMES
+from model.online_classifier import OnlineClassifier
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
 VERSIONS = "versions"
 CURRENT, SHADOW = "CURRENT", "SHADOW"
+LEARNED, LEARNED_POINTER, LEARNER_STATE = "learned", "VERSION", "learner.joblib"
 
 
 def write_joblib(obj: Any, path: Path) -> Path:
@@ -75,10 +79,10 @@ def _checked(model: Ensemble, path: str) -> Ensemble:
 
 class OnlineCheckpoint:
     """What the model learns from the stream, saved as it goes by: the online detector
-    and the alert budget's recent score distribution."""
+    and the alert budget's recent score distribution; ``key`` in a registry's store."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, store: RegistryStore, key: str):
+        self.store, self.key = store, key
 
     def save(self, model: Ensemble) -> None:
         """Atomically write ``model``'s online detector and budget, tagged with the model's version."""
@@ -88,22 +92,22 @@ class OnlineCheckpoint:
             "budget": model.budget,
             "saved_at": datetime.now(UTC).isoformat(),
         }
-        write_joblib(state, self.path)
+        self.store.write_object(self.key, state)
 
     def restore(self, model: Ensemble) -> bool:
         """Continue ``model``'s online detector from the checkpoint, if it belongs to this model."""
-        if not self.path.exists():
+        if not self.store.exists(self.key):
             return False
-        saved = read_joblib(self.path)
+        saved = self.store.read_object(self.key)
         if saved.get("model_version") != model.version:
             log.info("online checkpoint %s is for model %s, not %s: starting from training state",
-                     self.path, saved.get("model_version"), model.version)  # fmt: skip
+                     self.key, saved.get("model_version"), model.version)  # fmt: skip
             return False
         model.online = saved["online"]
         if saved.get("budget") is not None:
             model.budget = saved["budget"]
             model.budget.forget_sources()  # the partitions it read belong to the process that saved it
-        log.info("online detector restored from %s (saved %s)", self.path, saved.get("saved_at"))
+        log.info("online detector restored from %s (saved %s)", self.key, saved.get("saved_at"))
         return True
 
 
@@ -179,6 +183,88 @@ class LocalStore:
         os.replace(self._path(src), self._path(dst))
 
 
+class S3Store:
+    """A :class:`RegistryStore` under an ``s3://bucket/prefix``.
+
+    Every write is one PUT, which S3 makes visible whole: readers see the old object or
+    the new one. A version folder is claimed with a conditional PUT (``If-None-Match``),
+    so two trainers never take the same version. ``client`` is a boto3 S3 client.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    @classmethod
+    def at(cls, client: Any, location: str) -> S3Store:
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ValueError(f"{location}: expected s3://bucket/prefix")
+        return cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def _put(self, key: str, body: bytes, **conditions: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **conditions)
+
+    def read_text(self, key: str) -> str | None:
+        body = self._get(key)
+        return body.decode() if body is not None else None
+
+    def write_text(self, key: str, text: str) -> None:
+        self._put(key, text.encode())
+
+    def read_object(self, key: str) -> Any:
+        body = self._get(key)
+        if body is None:
+            raise FileNotFoundError(f"s3://{self.bucket}/{self._key(key)}")
+        return joblib.load(io.BytesIO(body))
+
+    def write_object(self, key: str, obj: Any) -> None:
+        buffer = io.BytesIO()
+        joblib.dump(obj, buffer)
+        self._put(key, buffer.getvalue())
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def claim(self, key: str) -> bool:
+        try:
+            self._put(f"{key}/.claimed", b"", IfNoneMatch="*")
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
+    def children(self, key: str) -> list[str]:
+        prefix = self._key(key).rstrip("/") + "/"
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            names += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(names)
+
+    def move(self, src: str, dst: str) -> None:
+        self.client.copy_object(
+            Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
+        )
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(src))
+
+
 @dataclass(frozen=True)
 class Pointers:
     """The versions the registry names: the one that scores, and the candidate scored alongside it."""
@@ -197,14 +283,17 @@ class ModelRegistry:
     (no ``versions/``) is the current version until the first save moves it in.
     """
 
-    def __init__(self, directory: Path, store: RegistryStore | None = None):
-        self.directory = directory
-        self.store: RegistryStore = store or LocalStore(directory)
+    def __init__(self, directory: Path | str, store: RegistryStore | None = None):
+        self.location = str(directory)  # for messages: a directory or an s3:// prefix
+        self.store: RegistryStore = store or LocalStore(Path(directory))
 
     @classmethod
-    def at(cls, location: str | Path) -> ModelRegistry:
+    def at(cls, location: str | Path, s3_client: Callable[[], Any] | None = None) -> ModelRegistry:
+        """The registry in a local directory, or under an ``s3://bucket/prefix`` (through ``s3_client()``)."""
         if str(location).startswith("s3://"):
-            raise ValueError(f"{location}: the model registry is a local directory (s3:// is not supported)")
+            if s3_client is None:
+                raise ValueError(f"{location}: an s3:// registry needs an S3 client")
+            return cls(str(location), S3Store.at(s3_client(), str(location)))
         return cls(Path(location))
 
     # --- pointers ------------------------------------------------------------------------
@@ -241,7 +330,7 @@ class ModelRegistry:
 
     def _require(self, version: str) -> None:
         if not self.store.exists(f"{VERSIONS}/{version}/{METADATA_FILE}"):
-            raise KeyError(f"no model version {version!r} in {self.directory}")
+            raise KeyError(f"no model version {version!r} in {self.location}")
 
     # --- versions ------------------------------------------------------------------------
 
@@ -272,15 +361,15 @@ class ModelRegistry:
         if version is None:
             return self.load_current()
         self._require(version)
-        return _checked(self.store.read_object(f"{VERSIONS}/{version}/{MODEL_FILE}"), f"{self.directory}/{version}")
+        return _checked(self.store.read_object(f"{VERSIONS}/{version}/{MODEL_FILE}"), f"{self.location}/{version}")
 
     def load_current(self) -> Ensemble:
         current = self._pointer(CURRENT)
         if current is not None:
             return self.load(current)
         if self._is_legacy():
-            return load(self.directory)
-        raise FileNotFoundError(f"no trained model in {self.directory}: run `txguard train` first")
+            return _checked(self.store.read_object(MODEL_FILE), f"{self.location}/{MODEL_FILE}")
+        raise FileNotFoundError(f"no trained model in {self.location}: run `txguard train` first")
 
     def load_shadow(self) -> Ensemble | None:
         shadow = self._pointer(SHADOW)
@@ -328,13 +417,41 @@ class ModelRegistry:
         else:
             self.store.write_text(f"{VERSIONS}/{version}/{METADATA_FILE}", json.dumps({"version": version}))
         self.store.write_text(CURRENT, version + "\n")
-        log.info("moved the model in %s into the registry as version %s", self.directory, version)
+        log.info("moved the model in %s into the registry as version %s", self.location, version)
 
     # --- online state --------------------------------------------------------------------
 
     def online_checkpoint(self, namespace: str = "") -> OnlineCheckpoint:
         """Where the scorers of ``namespace`` keep their online detector."""
-        return OnlineCheckpoint(self.directory / f"online.{namespace or 'default'}.joblib")
+        return OnlineCheckpoint(self.store, f"online.{namespace or 'default'}.joblib")
+
+    # --- the online classifier: one learner writes, every scorer reads ----------------------
+
+    @staticmethod
+    def _learned(namespace: str, name: str) -> str:
+        return f"{LEARNED}/{namespace or 'default'}/{name}"
+
+    def publish_learned(self, snapshot: OnlineClassifier, namespace: str = "") -> None:
+        """Publish the learner's snapshot: the model first, then the pointer scorers poll."""
+        self.store.write_object(self._learned(namespace, MODEL_FILE), snapshot)
+        self.store.write_text(self._learned(namespace, LEARNED_POINTER), snapshot.version + "\n")
+
+    def learned_version(self, namespace: str = "") -> str | None:
+        """The version of the latest published snapshot (a tiny read: cheap enough to poll)."""
+        return self._pointer(self._learned(namespace, LEARNED_POINTER))
+
+    def load_learned(self, namespace: str = "") -> OnlineClassifier | None:
+        """The latest published snapshot, or None before the learner published one."""
+        key = self._learned(namespace, MODEL_FILE)
+        return self.store.read_object(key) if self.store.exists(key) else None
+
+    def save_learner_state(self, state: Any, namespace: str = "") -> None:
+        """The learner's own checkpoint (its classifier with the reference rows, its pending labels)."""
+        self.store.write_object(self._learned(namespace, LEARNER_STATE), state)
+
+    def load_learner_state(self, namespace: str = "") -> Any | None:
+        key = self._learned(namespace, LEARNER_STATE)
+        return self.store.read_object(key) if self.store.exists(key) else None
 
 
 def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: bool = False) -> dict[str, Any]:
@@ -360,6 +477,8 @@ def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: boo
         "created_at": meta.get("trained_at"),
         "training_start": td.get("start"),
         "training_end": td.get("end"),
+        # The cut-off it was trained before, when known (retrains), else its last event.
+        "trained_until": td.get("until") or td.get("end"),
         "rows": td.get("rows"),
         "data_hash": td.get("data_hash"),
         "source": td.get("source"),
@@ -375,22 +494,25 @@ def _summary(version: str, meta: dict[str, Any], pointers: Pointers, legacy: boo
     }
 
 
-class ModelWatcher:
-    """Tells a long-running scorer when the registry's pointers moved, looking at most every ``poll_s``."""
+class Watcher(Generic[T]):
+    """Tells a long-running scorer when something it polls changed, looking at most every ``poll_s``.
 
-    def __init__(self, registry: ModelRegistry, poll_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self.registry, self.poll_s, self.clock = registry, poll_s, clock
-        self.seen = registry.pointers()
+    ``look`` reads the current value (the registry's pointers, the learner's version).
+    """
+
+    def __init__(self, look: Callable[[], T], poll_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.look, self.poll_s, self.clock = look, poll_s, clock
+        self.seen = look()
         self._checked_at = clock()
 
-    def moved(self) -> Pointers | None:
-        """The pointers if they changed since the last look, else None (also when a look is not due)."""
+    def moved(self) -> T | None:
+        """The value if it changed since the last look, else None (also when a look is not due)."""
         now = self.clock()
         if now - self._checked_at < self.poll_s:
             return None
         self._checked_at = now
-        pointers = self.registry.pointers()
-        if pointers == self.seen:
+        value = self.look()
+        if value == self.seen:
             return None
-        self.seen = pointers
-        return pointers
+        self.seen = value
+        return value

@@ -16,9 +16,11 @@ from model.behavior import CardBehavior
 from model.calibration import fit_calibration
 from model.detectors import ONLINE_DETECTORS, Detector, IsolationForestDetector
 from model.drift import DriftMonitor
-from model.ensemble import DRIFT_FEATURES, Ensemble, NinesScale, unit_score
+from model.ensemble import DRIFT_FEATURES, Ensemble
 from model.evaluation import summarise
 from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, txns_from_columns
+from model.online_classifier import OnlineClassifier
+from model.scale import NinesScale, unit_score
 from model.supervised import SupervisedDetector
 from model.threshold import AlertBudget
 
@@ -78,7 +80,8 @@ def train(
     Parameters
     ----------
     df : pandas.DataFrame
-        ``TRAINING_COLUMNS``, and ``is_fraud`` when labels are known.
+        ``TRAINING_COLUMNS``, and ``is_fraud`` when labels are known; a missing
+        ``is_fraud`` (None / NA) is an event whose label has not arrived.
     alerts_per_day : float, optional
         The alert budget. Default: the labelled frauds per event-day of the
         window, or ``DEFAULT_ALERTS_PER_DAY`` without labelled frauds.
@@ -97,8 +100,8 @@ def train(
     (Ensemble, dict)
         The model and its training report (also its ``metadata``): see
         :func:`_report`, and ``heldout`` (:func:`heldout_evaluation`) and
-        ``calibration`` (``model.calibration.fit_calibration``) when ``df`` has
-        ``is_fraud``.
+        ``calibration`` (``model.calibration.fit_calibration``) when there are
+        labelled events after the label cut-off.
     """
     data_hash = frame_hash(df)
     df = df.sort_values("event_time", kind="stable").reset_index(drop=True)
@@ -117,8 +120,10 @@ def train(
         scales[f"feature:{name}"] = NinesScale(X[:, FEATURE_NAMES.index(name)])
 
     cutoff = pd.Timestamp(label_cutoff) if label_cutoff is not None else df["event_time"].max() - label_delay
-    labelled = (df["event_time"] < cutoff).to_numpy() if "is_fraud" in df and len(df) else np.zeros(len(df), bool)
-    y = df["is_fraud"].to_numpy(dtype=bool) if "is_fraud" in df else np.zeros(len(df), bool)
+    has_labels = "is_fraud" in df
+    known = df["is_fraud"].notna().to_numpy() if has_labels else np.zeros(len(df), bool)
+    labelled = known & (df["event_time"] < cutoff).to_numpy() if has_labels and len(df) else np.zeros(len(df), bool)
+    y = df["is_fraud"].astype("boolean").fillna(False).to_numpy(dtype=bool) if has_labels else np.zeros(len(df), bool)
     frauds = int(y[labelled].sum())
     classifier, why = None, "supervised=False"
     if supervised:
@@ -152,7 +157,15 @@ def train(
         iforest_weight=iforest_weight,
         drift=DriftMonitor(DRIFT_FEATURES),
     )
-    score = model.combine(iforest_raw, online_raw, supervised_raw)
+    learned_nines = None
+    if supervised and labelled.any():
+        # The online classifier starts from the labelled history; the learner carries it on from the labels topic.
+        learned = OnlineClassifier(seed=random_state)
+        learned.learn_many(X[labelled], y[labelled], learned_until=df["event_time"][labelled].max().isoformat())
+        model.learned = learned.snapshot()
+        if model.learned.ready:
+            learned_nines = model.learned.to_nines(model.learned.score_many(X))
+    score = model.combine(iforest_raw, online_raw, supervised_raw, learned_nines)
     model.budget = AlertBudget.from_training(score[reference], days[reference], alerts_per_day)
 
     report = _report(df, model, source=source, online_detector=online_detector)
@@ -166,43 +179,40 @@ def train(
     }
     report["alerts_per_day"] = float(alerts_per_day)
     report["threshold"] = model.current_threshold()
-    if "is_fraud" in df:
-        # Only the events after the label cut-off: the classifier never saw their labels.
-        later = ~labelled
-        detectors = {"iforest": iforest_raw[later], "online": online_raw[later]}
-        if supervised_raw is not None:
-            detectors["supervised"] = supervised_raw[later]
-        report["heldout"] = heldout_evaluation(
-            model, detectors, score[later], y[later], days[later], report["threshold"], cutoff
-        )
+    later = known & ~labelled  # labelled events after the label cut-off: no classifier saw their labels
+    if later.any():
+        raw = {"iforest": iforest_raw, "online": online_raw, "supervised": supervised_raw}
+        units = {name: unit_score(scales[name](values[later])) for name, values in raw.items() if values is not None}
+        if learned_nines is not None:
+            units["learned"] = unit_score(learned_nines[later])
+        report["heldout"] = heldout_evaluation(units, score[later], y[later], days[later], report["threshold"], cutoff)
         report["calibration"] = fit_calibration(score[later], y[later])
     model.metadata = report
     return model, report
 
 
 def heldout_evaluation(
-    model: Ensemble,
-    raw: dict[str, np.ndarray],
+    units: dict[str, np.ndarray],
     score: np.ndarray,
     y: np.ndarray,
     days: np.ndarray,
     threshold: float,
     cutoff: pd.Timestamp,
 ) -> dict[str, Any]:
-    """Each detector's quality on the events after the label cut-off, and the ensemble's.
+    """Each detector's quality on the labelled events after the label cut-off, and the ensemble's.
 
     Every detector is judged on its own scale (its nines as a unit score, as the
     ensemble sees it) at the ensemble's alert threshold, i.e. at the same rarity.
-    The classifier learned no label of these events. The unsupervised detectors
-    and the scales saw them without labels (the Isolation Forest is fitted on the
-    whole window; the online detector scored each chunk before learning it).
+    Neither classifier learned a label of these events. The unsupervised
+    detectors and the scales saw them without labels (the Isolation Forest is
+    fitted on the whole window; the online detector scored each chunk before
+    learning it).
 
     Parameters
     ----------
-    model : Ensemble
-        The trained ensemble (its scales).
-    raw : dict of str to numpy.ndarray
-        Raw scores of the held-out events per detector ("iforest", "online", "supervised").
+    units : dict of str to numpy.ndarray
+        Unit scores of the held-out events per detector ("iforest", "online",
+        "supervised", "learned").
     score : numpy.ndarray
         Their ensemble scores.
     y : numpy.ndarray
@@ -223,7 +233,6 @@ def heldout_evaluation(
     """
     n_days = int(np.ptp(days)) + 1 if len(days) else 0
     detectors: dict[str, dict[str, Any]] = {}
-    units = {name: unit_score(model.scales[name](values)) for name, values in raw.items()}
     for name, unit in {**units, "ensemble": score}.items():
         figures: dict[str, Any] = summarise(y, unit, unit >= threshold)
         figures["alerts_per_day"] = figures["alerts"] / n_days if n_days else None

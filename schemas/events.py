@@ -7,7 +7,9 @@ producer; the card number leaves only as a keyed token and a masked form.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -22,6 +24,7 @@ from schemas.fields import (
     CityPop,
     EventTime,
     Gender,
+    HexId,
     Latitude,
     Longitude,
     Reason,
@@ -39,6 +42,8 @@ class _Event(BaseModel):
     # (no "4.0" for an integer, no epoch number for a time), so a message that
     # passes validation can never fail a database batch.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # The field a sink deduplicates on: a redelivered event must not make a second row.
+    IDEMPOTENCY_KEY: ClassVar[str] = "trans_num"
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -92,6 +97,14 @@ class ScoreEvent(_Event):
     supervised_score: Score | None = Field(
         default=None, description="Fraud probability from the supervised classifier; null when the model has none."
     )
+    learned_score: Score | None = Field(
+        default=None,
+        description="Fraud probability from the online classifier the learner trains on the labels topic;"
+        " null until it has learned enough labels.",
+    )
+    learned_version: ShortText | None = Field(
+        default=None, description="The learner's snapshot that gave learned_score (online-<n>)."
+    )
     score: UnitScore = Field(
         description="Ensemble score in [0, 1): nines / (nines + 3), where nines = -log10(1 - training percentile)."
     )
@@ -130,6 +143,48 @@ class LabelEvent(_Event):
     card_token: CardToken
     event_time: EventTime
     is_fraud: bool
+
+
+class DriftEventRecord(_Event):
+    """A change in the mean of the score or of a feature, found by a scorer's drift monitor (``drift`` topic).
+
+    Each scorer watches the partitions it owns, so two scorers may report the same
+    change; ``scorer`` tells them apart. Made with :meth:`of`: the id is a hash of the
+    other fields, so the same detection published or delivered again is the same row.
+    """
+
+    IDEMPOTENCY_KEY: ClassVar[str] = "drift_id"
+
+    drift_id: HexId = Field(description="Hash of the other fields: the idempotency key of the sink.")
+    detected_at: EventTime = Field(description="Latest event time of the micro-batch that revealed the change.")
+    quantity: ShortText = Field(description='What changed: "score" (the ensemble score) or a feature name.')
+    mean_before: Score = Field(description="Mean of the quantity's batch means before the change point.")
+    mean_after: Score = Field(description="Mean of the quantity's batch means after the change point.")
+    model_version: ShortText = Field(description="The model that was scoring when the change was detected.")
+    scorer: ShortText = Field(description="The scorer process that detected it (host:pid).")
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        detected_at: datetime,
+        quantity: str,
+        mean_before: float,
+        mean_after: float,
+        model_version: str,
+        scorer: str,
+    ) -> DriftEventRecord:
+        """The record of one detection, with its id computed from the rest."""
+        fields: dict[str, Any] = {
+            "detected_at": detected_at,
+            "quantity": quantity,
+            "mean_before": float(mean_before),
+            "mean_after": float(mean_after),
+            "model_version": model_version,
+            "scorer": scorer,
+        }
+        digest = hashlib.sha256(orjson.dumps(fields)).hexdigest()[:32]
+        return cls(drift_id=digest, **fields)
 
 
 class DeadLetter(BaseModel):
@@ -184,4 +239,5 @@ EVENT_MODELS: dict[str, type[_Event]] = {
     "score": ScoreEvent,
     "alert": AlertEvent,
     "label": LabelEvent,
+    "drift": DriftEventRecord,
 }

@@ -18,6 +18,7 @@ LATITUDE = (-90.0, 90.0)
 LONGITUDE = (-180.0, 180.0)
 
 TRANS_NUM_PATTERN = r"^[0-9a-f]{32}$"
+HEX_ID_PATTERN = r"^[0-9a-f]{32}$"  # ids made by hashing what they identify (drift events)
 CARD_TOKEN_PATTERN = r"^[0-9a-f]{32}$"
 PAN_PATTERN = r"^[0-9]{11,19}$"
 STATE_PATTERN = r"^[A-Z]{2}$"
@@ -30,6 +31,7 @@ NO_NUL_PATTERN = r"^[^\x00]*$"
 
 TransNum = Annotated[str, StringConstraints(pattern=TRANS_NUM_PATTERN)]
 CardToken = Annotated[str, StringConstraints(pattern=CARD_TOKEN_PATTERN)]
+HexId = Annotated[str, StringConstraints(pattern=HEX_ID_PATTERN)]
 CardMasked = Annotated[str, StringConstraints(pattern=CARD_MASKED_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=NO_NUL_PATTERN)]
 Reason = Annotated[str, StringConstraints(max_length=MAX_REASON, pattern=NO_NUL_PATTERN)]

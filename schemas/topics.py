@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import AlertEvent, LabelEvent, ScoreEvent, TransactionEvent, _Event
+from schemas.events import AlertEvent, DriftEventRecord, LabelEvent, ScoreEvent, TransactionEvent, _Event
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ TRANSACTIONS = TopicSpec("transactions", "validated, tokenised transactions", Tr
 SCORES = TopicSpec("scores", "one ensemble score per transaction", ScoreEvent)
 ALERTS = TopicSpec("alerts", "flagged transactions with the reason", AlertEvent)
 LABELS = TopicSpec("labels", "is_fraud released after a delay (chargeback feedback)", LabelEvent)
+# Keyed by quantity: the detections of one quantity stay in order.
+DRIFT = TopicSpec("drift", "changes in the score or feature distributions, from the scorers", DriftEventRecord,
+                  "quantity")  # fmt: skip
 DLQ = TopicSpec("txguard.dlq", "rejected rows and unusable messages, with DeadLetter headers", None, None)
 
-ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DLQ)
+ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DRIFT, DLQ)

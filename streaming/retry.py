@@ -45,7 +45,7 @@ class Retry:
                 if self.stop.is_set():
                     return False
                 self.stats.retries += 1
-                log.warning("%s: sink unavailable (%s: %s); retrying in %.1fs",
+                log.warning("%s: cannot go on yet (%s: %s); retrying in %.1fs",
                             self.service.name, type(exc).__name__, first_line(exc), delay)  # fmt: skip
                 self.stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)

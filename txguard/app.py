@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import AlertEvent, DeadLetter
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
-from txguard.settings import Settings
+from schemas.topics import ALERTS, DLQ, DRIFT, LABELS, SCORES, TRANSACTIONS
+from txguard.settings import SERVICE_NAMES, Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
+    from consumers.retrainer import RetrainerService
     from model.registry import ModelRegistry
     from producer.cards import CardProtector
     from producer.progress import ReplayStats
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libr
     from txguard.stack import Endpoints
 
 log = logging.getLogger(__name__)
-SERVICE_NAMES = ("persist", "scorer")
 
 
 class AppError(Exception):
@@ -131,13 +131,15 @@ class App:
     def registry(self) -> ModelRegistry:
         from model.registry import ModelRegistry
 
-        return ModelRegistry.at(self.settings.model_dir)
+        return ModelRegistry.at(self.settings.model_location, s3_client=lambda: self.clients.s3())
 
-    def train(self, location: str, until: datetime | None, shadow: bool = False) -> dict[str, Any]:
+    def train(self, location: str, until: datetime | None, shadow: bool = False,
+              supervised: bool = True) -> dict[str, Any]:  # fmt: skip
         """Train the ensemble on the rows of ``location`` before ``until``; register it as a new version.
 
         It becomes the current version (the first one always does), or with ``shadow`` the
-        candidate scored alongside the current one until promoted.
+        candidate scored alongside the current one until promoted. ``supervised=False``
+        trains the unsupervised detectors only, as if no label had ever arrived.
         """
         from model.train import train
         from producer.history import load_history
@@ -145,9 +147,52 @@ class App:
         history = load_history(self.source(location), self.protector(), until)
         if history.empty:
             raise AppError(f"no valid rows before {until} in {location} to train on")
-        model, report = train(history, source=location)
+        model, report = train(history, source=location, supervised=supervised)
         report["version"] = self.registry().save(model, shadow=shadow)
         return report
+
+    def retrain(
+        self, until: datetime | None = None, *, since: datetime | None = None, reason: str = "manual"
+    ) -> dict[str, Any]:
+        """Train on the history in PostgreSQL before ``until``; register it as the shadow version.
+
+        ``until`` defaults to just after the latest stored transaction, ``since`` to
+        ``retrain_window_days`` before ``until`` (no setting: all the history). Only the
+        labels that had arrived by the cut-off are used: stored ones, of events at least
+        ``label_delay_days`` before ``until`` (a replay releases the labels still pending
+        at the end of its file, so later ones may be stored already). The new version
+        scores beside the current one until promoted (``txguard model promote``).
+        """
+        from model.train import train
+        from txguard.history import latest_event_time, load_labelled_history
+
+        s = self.settings
+        conn = self.clients.pg()
+        try:
+            if until is None:
+                latest = latest_event_time(conn)
+                if latest is None:
+                    raise AppError(f"no transactions in PostgreSQL ({s.pg_schema}) to train on")
+                until = latest + timedelta(microseconds=1)  # timestamps are stored to the microsecond
+            if since is None and s.retrain_window_days is not None:
+                since = until - timedelta(days=s.retrain_window_days)
+            history = load_labelled_history(conn, since=since, until=until)
+        finally:
+            conn.close()
+        if history.empty:
+            raise AppError(f"no transactions in PostgreSQL ({s.pg_schema}) between {since or 'the start'} and "
+                           f"{until} to train on")  # fmt: skip
+        label_cutoff = until - timedelta(days=s.label_delay_days)
+        model, report = train(history, label_cutoff=label_cutoff, source=f"postgresql:{s.pg_schema}")
+        report["training_data"]["until"] = until.isoformat()
+        report["retrain"] = {"reason": reason}
+        report["version"] = self.registry().save(model, promote=False, shadow=True)
+        return report
+
+    def trained_until(self) -> datetime | None:
+        """The latest event time any registered model was trained up to: where a retrain schedule resumes."""
+        ends = [m["trained_until"] for m in self.models() if m.get("trained_until")]
+        return max(datetime.fromisoformat(str(end)) for end in ends) if ends else None
 
     def models(self) -> list[dict[str, Any]]:
         """Every registered model version with its role, training window and held-out metrics."""
@@ -163,6 +208,11 @@ class App:
             return registry.metadata(version)
         except KeyError as exc:
             raise AppError(str(exc.args[0])) from exc
+
+    def learned(self) -> dict[str, Any] | None:
+        """What the learner's latest snapshot has learned, or None before its first."""
+        snapshot = self.registry().load_learned(self.settings.namespace)
+        return snapshot.describe() if snapshot is not None else None
 
     def promote(self, version: str) -> None:
         """Make ``version`` the current model: running scorers take it up at their next poll."""
@@ -216,13 +266,17 @@ class App:
 
     def service(self, name: str) -> tuple[Service, Any]:
         """The service ``name`` and the producer its loop flushes."""
+        if name == "retrainer":  # built first: a retrainer with nothing to act on is refused before any client
+            return self.retrainer(), self.clients.producer()
         producer = self.clients.producer()
         if name == "persist":
             from consumers.persist import PersistService
             from consumers.postgres import PostgresSink
 
-            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)}
+            topics = {spec.name: self.settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS, DRIFT)}
             return PersistService(topics, PostgresSink(self.clients.pg)), producer
+        if name == "learner":
+            return self._learner(producer), producer
         if name != "scorer":
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
         from consumers.card_state import BehaviorStore
@@ -235,8 +289,55 @@ class App:
             threshold=self.settings.alert_threshold,
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
+            namespace=self.settings.namespace,
+            drift_topic=self.settings.topic(DRIFT),
         )  # fmt: skip
         return scorer, producer
+
+    def _learner(self, producer: Any) -> Service:
+        """The namespace's one learner: a second one would fork the online classifier, so it is refused."""
+        import fcntl
+
+        from consumers.learner import LearnerService
+        from consumers.postgres import ScoredFeatures
+
+        registry = self.registry()
+        # One machine's guard: with an s3:// registry, run the learner on one machine only.
+        lock = self.settings.home / "run" / f"learner.{self.settings.namespace or 'default'}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        self._learner_lock = open(lock, "w")  # held (and the lock with it) for the life of the process
+        try:
+            fcntl.flock(self._learner_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._learner_lock.close()
+            raise AppError(f"another learner runs for this namespace (it holds {lock})") from None
+        s = self.settings
+        return LearnerService(s.topic(LABELS), ScoredFeatures(self.clients.pg), registry, producer, s.topic(DLQ),
+                              namespace=s.namespace, join_timeout_s=s.label_join_timeout_s)  # fmt: skip
+
+    def retrainer(self) -> RetrainerService:
+        """The retrainer, from the ``retrain_*`` settings: it retrains with :meth:`retrain`."""
+        from consumers.postgres import PostgresSink
+        from consumers.retrainer import RetrainerService, RetrainPolicy
+
+        s = self.settings
+        policy = RetrainPolicy(
+            every=timedelta(days=s.retrain_every_days) if s.retrain_every_days is not None else None,
+            on_drift=s.retrain_on_drift,
+            min_interval=timedelta(days=s.retrain_min_interval_days),
+        )
+        if not policy.active:
+            raise AppError("the retrainer needs a schedule or drift to act on: --every-days N and/or --on-drift "
+                           "(TXGUARD_RETRAIN_EVERY_DAYS, TXGUARD_RETRAIN_ON_DRIFT)")  # fmt: skip
+        trained_until = self.trained_until()
+        log.info("retrainer: every %s, on drift %s, at most once per %s of events; latest training cut-off %s",
+                 policy.every or "-", "yes" if policy.on_drift else "no", policy.min_interval,
+                 trained_until or "none")  # fmt: skip
+        return RetrainerService(
+            s.topic(TRANSACTIONS), s.topic(DRIFT),
+            lambda until, why: str(self.retrain(until, reason=why)["version"]), policy,
+            trained_until=trained_until, is_transient=lambda exc: isinstance(exc, PostgresSink.TRANSIENT),
+        )  # fmt: skip
 
     def consume(self, name: str, stop: threading.Event, on_assign: Callable[[], None] | None = None) -> LoopStats:
         """Run one service on the consumer loop until ``stop`` is set."""
@@ -297,13 +398,29 @@ class App:
             conn.close()
 
     def evaluate(self, since: datetime | None = None, until: datetime | None = None, curves_png: Path | None = None,
-                 k: int = 5, alerts_budget: float | None = None) -> dict[str, Any]:  # fmt: skip
-        """Detection quality from the stored scores and labels (see :mod:`txguard.evaluate`)."""
+                 k: int = 5, labels_from: str | None = None, alerts_budget: float | None = None,
+                 ) -> dict[str, Any]:  # fmt: skip
+        """Detection quality from the stored scores and labels (see :mod:`txguard.evaluate`).
+
+        ``labels_from``: judge against the ``is_fraud`` column of that CSV instead of the
+        labels received (a run with labels off has none). ``alerts_budget``: the intended
+        alerts per event-day, compared with the mean.
+        """
+        import pandas as pd
+
         from txguard.evaluate import evaluate
 
+        labels = None
+        if labels_from is not None:
+            try:
+                labels = pd.read_csv(labels_from, usecols=["trans_num", "is_fraud"], dtype={"trans_num": str})
+            except (OSError, ValueError) as exc:
+                raise AppError(f"{labels_from}: cannot read trans_num and is_fraud ({exc})") from exc
+            labels = labels.drop_duplicates("trans_num")
         conn = self.clients.pg()
         try:
-            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k, alerts_budget=alerts_budget)
+            return evaluate(conn, since=since, until=until, curves_png=curves_png, k=k, labels=labels,
+                            alerts_budget=alerts_budget)  # fmt: skip
         finally:
             conn.close()
 

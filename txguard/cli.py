@@ -11,18 +11,19 @@ from pathlib import Path
 
 from txguard import console
 from txguard.app import App, AppError, ReplayRequest
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 
 log = logging.getLogger("txguard")
 
 
+# Settings a flag may override (each command has some of them).
+SETTING_FLAGS = ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home",
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days")  # fmt: skip
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment first, explicit flags over it."""
-    overrides = {
-        key: value
-        for key in ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home")
-        if (value := getattr(args, key, None)) is not None
-    }
+    overrides = {key: value for key in SETTING_FLAGS if (value := getattr(args, key, None)) is not None}
     return Settings(**overrides)
 
 
@@ -75,9 +76,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    report = app_from(args).train(args.path, args.until, shadow=args.shadow)
+    report = app_from(args).train(args.path, args.until, shadow=args.shadow, supervised=args.labels == "on")
     print(console.training_text(report))
     print(f"registered model {report['version']}" + (" as the shadow" if args.shadow else ""))
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    report = app_from(args).retrain(args.until, since=args.since)
+    print(console.training_text(report))
+    supervised = report["supervised"]
+    print(f"  labels used: {supervised['labelled_rows']:,} ({supervised['labelled_frauds']:,} fraud), of events "
+          f"before {supervised['label_cutoff']}")  # fmt: skip
+    print(f"registered model {report['version']} as the shadow: compare it with `txguard evaluate`, then "
+          f"`txguard model promote {report['version']}`")  # fmt: skip
     return 0
 
 
@@ -85,6 +97,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     app = app_from(args)
     if args.action == "list":
         print(console.models_text(app.models()))
+        print(console.learned_text(app.learned()))
     elif args.action == "show":
         print(console.model_text(app.model_metadata(args.version)))
     elif args.action == "promote":
@@ -134,9 +147,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from txguard.supervisor import start_services, stop_services
+    from txguard.supervisor import SERVICES, start_services, stop_services
 
-    procs = start_services(settings_from(args))
+    settings = settings_from(args)
+    retraining = settings.retrain_every_days is not None or settings.retrain_on_drift
+    procs = start_services(settings, (*SERVICES, "retrainer") if retraining else SERVICES)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -179,7 +194,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from txguard.evaluate import format_report
 
-    result = app_from(args).evaluate(args.since, args.until, Path(args.png) if args.png else None, args.k)
+    result = app_from(args).evaluate(args.since, args.until, Path(args.png) if args.png else None, args.k,
+                                     labels_from=args.labels_from)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     print(format_report(result))
@@ -190,7 +206,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import DemoOptions, run_demo
 
     options = DemoOptions(data=Path(args.data) if args.data else None, customers=args.customers,
-                          months=args.months, train_fraction=args.train_fraction)  # fmt: skip
+                          months=args.months, train_fraction=args.train_fraction,
+                          labels=args.labels == "on")  # fmt: skip
     return run_demo(settings_from(args), options)
 
 
@@ -253,7 +270,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--until", type=_datetime, help="train on events before this time")
     p.add_argument("--shadow", action="store_true", help="register as the shadow (candidate), not the current model")
+    p.add_argument("--labels", choices=("on", "off"), default="on",
+                   help="off: ignore is_fraud, train the unsupervised detectors only")  # fmt: skip
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("retrain", help="train on the history in PostgreSQL; register it as the shadow model")
+    p.add_argument("--until", type=_datetime, help="train on events before this time (default: all stored)")
+    p.add_argument("--since", type=_datetime, help="first event time to train on (default: the start, or "
+                   "TXGUARD_RETRAIN_WINDOW_DAYS before --until)")  # fmt: skip
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("model", help="the model registry: list versions, promote one, set the shadow")
     model_sub = p.add_subparsers(dest="action", required=True)
@@ -273,10 +298,18 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("consume", help="run one consumer service")
-    p.add_argument("service", choices=("persist", "scorer"))
+    p.add_argument("service", choices=SERVICE_NAMES)
+    retrain = p.add_argument_group("retrainer", "when to retrain (event time; default from TXGUARD_RETRAIN_*)")
+    retrain.add_argument("--every-days", dest="retrain_every_days", type=float,
+                         help="retrain every N event-days of the stream")  # fmt: skip
+    retrain.add_argument("--on-drift", dest="retrain_on_drift", action="store_true", default=None,
+                         help="retrain when a scorer detects drift")  # fmt: skip
+    retrain.add_argument("--min-interval-days", dest="retrain_min_interval_days", type=float,
+                         help="never retrain sooner than this after the previous retrain (default 1)")  # fmt: skip
     p.set_defaults(func=cmd_consume)
 
-    sub.add_parser("run", help="run all consumer services").set_defaults(func=cmd_run)
+    sub.add_parser("run", help="run all consumer services (the retrainer too when TXGUARD_RETRAIN_* ask for it)"
+                   ).set_defaults(func=cmd_run)  # fmt: skip
 
     p = sub.add_parser("alerts", help="print alerts")
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")
@@ -297,6 +330,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="cards per day for card precision@k")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--png", help="draw the ROC and PR curves of every detector to this PNG")
+    p.add_argument("--labels-from", metavar="CSV",
+                   help="judge against this file's is_fraud, not the labels received (after --labels off)")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded stack, with a summary")
@@ -304,6 +339,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=300, help="customers in the generated sample")
     p.add_argument("--months", type=int, default=8, help="months of generated history")
     p.add_argument("--train-fraction", type=float, default=0.3, help="share of the timeline used for training")
+    p.add_argument("--labels", choices=("on", "off"), default="on",
+                   help="off: no labels in training nor replay (the unsupervised detectors alone)")  # fmt: skip
     p.set_defaults(func=cmd_demo)
     return ap
 

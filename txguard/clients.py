@@ -15,7 +15,7 @@ from psycopg2 import sql
 from schemas.behavior import table_definition
 from schemas.topics import ALL_TOPICS
 from streaming.producer import ReportingProducer
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 from txguard.stack import Endpoints, endpoints
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def teardown(clients: Clients) -> None:
     doomed = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) in existing]
     for future in (admin.delete_topics(doomed) if doomed else {}).values():
         future.result(timeout=15)
-    groups = [settings.namespaced(g) for g in ("persist", "scorer")]
+    groups = [settings.namespaced(g) for g in SERVICE_NAMES]
     for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
         try:
             future.result()

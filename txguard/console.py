@@ -24,7 +24,7 @@ def endpoints_text(ep: Endpoints) -> str:
             f"S3 endpoint:             {ep.s3_endpoint}")  # fmt: skip
 
 
-DETECTORS = ("iforest", "online", "supervised", "ensemble")
+DETECTORS = ("iforest", "online", "supervised", "learned", "ensemble")  # learned: the online classifier
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -131,6 +131,15 @@ def model_text(meta: dict[str, Any]) -> str:
             lines += [f"  {r['low']:.3f} .. {r['high']:.3f} {r['events']:>9,} {r['mean_score']:>10.3f} "
                       f"{r['fraud_rate']:>10.4f} {_num(r.get('probability'), 4):>8}" for r in table]  # fmt: skip
     return "\n".join(lines)
+
+
+def learned_text(learned: dict[str, Any] | None) -> str:
+    """The learner's latest snapshot, under ``txguard model list``."""
+    if learned is None:
+        return "online classifier: none yet (the learner publishes one once labels arrive)"
+    state = "in the ensemble" if learned["ready"] else "not in the ensemble yet: too few frauds"
+    return (f"online classifier: {learned['version']}, {learned['labels']:,} labels ({learned['frauds']:,} frauds) "
+            f"up to {learned['learned_until'] or '?'}; {state}")  # fmt: skip
 
 
 def replay_text(stats: ReplayStats) -> str:

@@ -33,6 +33,7 @@ class DemoOptions:
     customers: int = 300
     months: int = 8
     train_fraction: float = 0.3
+    labels: bool = True  # False: no label ever arrives (unsupervised only: training and replay)
 
 
 def data_file(options: DemoOptions) -> Path:
@@ -84,11 +85,14 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     split = first + (last - first) * options.train_fraction
     print(f"  {path}: {first} .. {last}; training window before {split:%Y-%m-%d %H:%M}")
 
-    print("== 3/5 training (Isolation Forest, river online detector, supervised classifier)")
+    print(
+        "== 3/5 training (Isolation Forest, river online detector"
+        + (", supervised classifier)" if options.labels else "; labels off: unsupervised only)")
+    )
     t0 = time.monotonic()
-    report = app.train(str(path), split)
+    report = app.train(str(path), split, supervised=options.labels)
     print(console.training_text(report))
-    print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_dir}")
+    print(f"  trained in {time.monotonic() - t0:.1f}s -> {settings.model_location}")
 
     print("== 4/5 replay through Kafka -> persist + scorer")
     procs = start_services(settings)
@@ -97,10 +101,12 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             print("  the consumer services did not join their groups; see their log above", file=sys.stderr)
             return 1
         t0 = time.monotonic()
-        stats = app.replay(ReplayRequest(location=str(path), start=split), stop=threading.Event())
+        stats = app.replay(
+            ReplayRequest(location=str(path), start=split, labels=options.labels), stop=threading.Event()
+        )
         print(file=sys.stderr)
         print(console.replay_text(stats))
-        if not wait_until_stored(app, procs, stats.accepted, t0):
+        if not wait_until_stored(app, procs, stats.accepted, t0, labels=options.labels):
             return 1
         elapsed = time.monotonic() - t0
     finally:
@@ -112,8 +118,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     return 0
 
 
-def wait_until_stored(app: App, procs: list, sent: int, t0: float) -> bool:
-    """Show progress until every event, score and label is in PostgreSQL; False on a stall."""
+def wait_until_stored(app: App, procs: list, sent: int, t0: float, labels: bool = True) -> bool:
+    """Show progress until every event, score and label (if sent) is in PostgreSQL; False on a stall."""
     last_counts, last_change = None, time.monotonic()
     while True:
         done = app.counts()
@@ -121,7 +127,7 @@ def wait_until_stored(app: App, procs: list, sent: int, t0: float) -> bool:
         print(f"\r  {elapsed:6.1f}s  persisted {done['transactions']:>9,}  scored {done['scores']:>9,}  "
               f"labels {done['labels']:>9,}  alerts {done['alerts']:>6,}  "
               f"{done['scores'] / max(elapsed, 1e-9):>8,.0f} events/s", end="", flush=True)  # fmt: skip
-        if all(done[k] >= sent for k in ("transactions", "scores", "labels")):
+        if all(done[k] >= sent for k in ("transactions", "scores", "labels")[: 3 if labels else 2]):
             return True
         if done != last_counts:
             last_counts, last_change = done, time.monotonic()

@@ -1,9 +1,9 @@
 """``txguard evaluate``: the scores in PostgreSQL judged against the fraud labels received so far.
 
 :func:`evaluate` reads ``scores`` joined with ``labels`` (and ``transactions`` for
-the funnel, ``shadow_scores`` when it exists) and returns a JSON-serialisable
-dict; :func:`format_report` turns that dict into the plain-text report the CLI
-prints. The metrics themselves are the pure functions of ``model.evaluation``.
+the funnel, ``shadow_scores`` and ``drift_events`` when they exist) and returns a
+JSON-serialisable dict; :func:`format_report` turns that dict into the plain-text
+report the CLI prints. The metrics themselves are the pure functions of ``model.evaluation``.
 
 Detectors are not listed here: every numeric column of ``scores`` named
 ``*_score`` is one, and ``score`` is the ensemble, so a detector added by a
@@ -44,6 +44,7 @@ def evaluate(
     curves_png: Path | None = None,
     k: int = 5,
     alerts_budget: float | None = None,
+    labels: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Quality of every detector, the alerts, each model version and each shadow version.
 
@@ -62,6 +63,10 @@ def evaluate(
         Cards checked per event-day for card precision@k.
     alerts_budget : float, optional
         Intended alerts per event-day; when given, the report compares the mean with it.
+    labels : pandas.DataFrame, optional
+        ``trans_num`` and ``is_fraud`` to judge against instead of the ``labels``
+        table (e.g. the source file's, after a run with labels off). Loaded into a
+        temporary table that hides ``labels`` for this connection, then dropped.
 
     Returns
     -------
@@ -75,6 +80,8 @@ def evaluate(
     if since is not None and until is not None and since >= until:
         raise ValueError(f"empty window: since {since} is not before until {until}")
 
+    if labels is not None:
+        _hide_labels(conn, labels)
     snapshot = not conn.autocommit and conn.info.transaction_status == extensions.TRANSACTION_STATUS_IDLE
     try:
         if snapshot:
@@ -89,10 +96,28 @@ def evaluate(
         shadow_frame = (
             _shadow_frame(conn, window) if {"trans_num", "model_version", ENSEMBLE} <= shadow_columns else None
         )
+        drift = _drift_counts(conn, window) if "quantity" in _columns(conn, "drift_events") else None
     finally:
         if snapshot:
             conn.rollback()
-    return _assemble(frame, detectors, transactions, shadow_frame, window, curves_png, k, alerts_budget)
+        if labels is not None:
+            with conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS pg_temp.labels")
+            conn.commit()
+    result = _assemble(frame, detectors, transactions, shadow_frame, window, curves_png, k, alerts_budget)
+    result["drift"] = drift
+    return result
+
+
+def _hide_labels(conn, labels: pd.DataFrame) -> None:
+    """``labels`` as a temporary table named ``labels``: the session's temporary tables come first."""
+    rows = io.StringIO()
+    labels[["trans_num", "is_fraud"]].astype({"is_fraud": bool}).to_csv(rows, index=False, header=False)
+    rows.seek(0)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE labels (trans_num text PRIMARY KEY, is_fraud boolean NOT NULL)")
+        cur.copy_expert("COPY pg_temp.labels (trans_num, is_fraud) FROM STDIN WITH (FORMAT csv)", rows)
+    conn.commit()
 
 
 def detector_columns(conn) -> list[str]:
@@ -119,7 +144,7 @@ def format_report(result: dict[str, Any]) -> str:
     ----------
     result : dict
         Keys ``window``, ``k``, ``counts``, ``funnel``, ``detectors``, ``alerts``,
-        ``model_versions``, ``shadow`` and ``curves_png``, as :func:`evaluate` returns them.
+        ``model_versions``, ``shadow``, ``drift`` and ``curves_png``, as :func:`evaluate` returns them.
 
     Returns
     -------
@@ -173,6 +198,10 @@ def format_report(result: dict[str, Any]) -> str:
                 for v, s in result["shadow"].items()
             ],
         )
+    drift = result.get("drift")  # absent from results saved before drift events were stored
+    if drift is not None:
+        by_quantity = ", ".join(f"{q} {n:,}" for q, n in drift["by_quantity"].items())
+        lines += ["", f"drift events stored: {drift['events']:,}" + (f" ({by_quantity})" if by_quantity else "")]
     if result["curves_png"]:
         lines += ["", f"ROC and precision-recall curves: {result['curves_png']}"]
     return "\n".join(lines)
@@ -213,6 +242,17 @@ def _count(conn, table: str, window: dict[str, datetime | None]) -> int:
     with conn.cursor() as cur:
         cur.execute(query, window)
         return int(cur.fetchone()[0])
+
+
+def _drift_counts(conn, window: dict[str, datetime | None]) -> dict[str, Any]:
+    """Drift events stored, detected in the window: in all and per monitored quantity."""
+    query = sql.SQL("SELECT quantity, count(*) FROM drift_events WHERE {} GROUP BY 1 ORDER BY 1").format(
+        _window(sql.Identifier("detected_at"), window)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, window)
+        by_quantity = {str(q): int(n) for q, n in cur.fetchall()}
+    return {"events": sum(by_quantity.values()), "by_quantity": by_quantity}
 
 
 def _read_frame(conn, query: sql.Composable, params: dict, numeric: list[str], text: list[str]) -> pd.DataFrame:

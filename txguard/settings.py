@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
 
+# Every consumer service. `txguard run` and the demo start the first three; the retrainer
+# only when there is something for it to act on (TXGUARD_RETRAIN_*).
+SERVICE_NAMES: tuple[str, ...] = ("persist", "scorer", "learner", "retrainer")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TXGUARD_", env_file=".env", extra="ignore", frozen=True)
@@ -49,9 +53,26 @@ class Settings(BaseSettings):
 
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
-    model_path: Path | None = None  # None: ``home``/model
-    # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap).
+    # The model registry: a directory, or an s3://bucket/prefix shared by scorers on several
+    # machines. Empty: ``home``/model.
+    model_path: str = ""
+    # Seconds between the scorer's looks at the registry's CURRENT/SHADOW pointers (hot swap)
+    # and at the learner's latest snapshot.
     model_poll_s: float = Field(default=5.0, ge=0)
+    # Seconds the learner waits for a labelled event's score to reach PostgreSQL before
+    # it dead-letters the label.
+    label_join_timeout_s: float = Field(default=120.0, gt=0)
+
+    # Retraining (``txguard retrain``, the ``retrainer`` service): on the history in
+    # PostgreSQL, the new version registered as the shadow. Days are event-days.
+    retrain_every_days: float | None = Field(default=None, gt=0)  # the schedule; None: none
+    retrain_on_drift: bool = False  # a detected drift starts one
+    # No retrain sooner than this after the previous one: drift fires in bursts.
+    retrain_min_interval_days: float = Field(default=1.0, ge=0)
+    retrain_window_days: float | None = Field(default=None, gt=0)  # train on the last N days only; None: all
+    # How long labels take to arrive (the replay's --label-delay-days): a retrain uses
+    # only the labels of events at least this much older than its cut-off.
+    label_delay_days: float = Field(default=7.0, ge=0)
 
     @property
     def pg_schema(self) -> str:
@@ -69,5 +90,5 @@ class Settings(BaseSettings):
         return f"{self.namespace}.customer_behavior" if self.namespace else "customer_behavior"
 
     @property
-    def model_dir(self) -> Path:
-        return self.model_path or self.home / "model"
+    def model_location(self) -> str:
+        return self.model_path or str(self.home / "model")

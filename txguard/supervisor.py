@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 
-SERVICES = ("persist", "scorer")
+SERVICES = SERVICE_NAMES[:3]  # what `txguard run` and the demo always start
 
 
 def ready_marker(settings: Settings, service: str) -> Path:

@@ -70,7 +70,7 @@ class ServiceThreads:
     def __init__(self):
         self.threads: list[tuple[threading.Thread, threading.Event]] = []
 
-    def start(self, service, clients: Clients) -> None:
+    def start(self, service, clients: Clients, on_assign: Callable[[list], None] | None = None) -> None:
         stop = threading.Event()
         settings = clients.settings
         # The loop flushes the producer the service writes with, before committing.
@@ -83,6 +83,7 @@ class ServiceThreads:
                 "batch_wait_s": settings.batch_wait_s,
                 "stop": stop,
                 "commit_interval_s": settings.commit_interval_s,
+                "on_assign": on_assign,
             },
             daemon=True,
         )

@@ -11,6 +11,7 @@ import pytest
 from psycopg2.extras import execute_values
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from tests.integration.conftest import pg_query
 from txguard.clients import Clients
 from txguard.evaluate import detector_columns, evaluate, format_report
 
@@ -118,7 +119,7 @@ def test_every_detector_alerts_versions_and_curves(clients, events, tmp_path):
     conn = clients.pg()
     try:
         result = evaluate(conn, since=None, until=None, curves_png=png, k=3)
-        assert detector_columns(conn) == ["score", "iforest_score", "online_score", "supervised_score"]
+        assert detector_columns(conn) == ["score", "iforest_score", "online_score", "supervised_score", "learned_score"]
     finally:
         conn.close()
     assert json.loads(json.dumps(result)) == result  # plain JSON types only
@@ -197,6 +198,23 @@ def test_since_until_window(clients, events):
     assert result["detectors"]["score"]["roc_auc"] == pytest.approx(roc_auc_score(inside["is_fraud"], inside["score"]))
     assert result["curves_png"] is None
     assert sorted(result["model_versions"]) == ["v1", "v2"]
+
+
+def test_labels_from_a_file_replace_the_received_ones_for_one_evaluation(clients, events):
+    """After a run with labels off: judged against the source file's is_fraud, the labels table untouched."""
+    flipped = events.assign(is_fraud=~events["is_fraud"])  # every label the opposite of the stored one
+    conn = clients.pg()
+    try:
+        from_file = evaluate(conn, curves_png=None, labels=flipped[["trans_num", "is_fraud"]])
+        stored = evaluate(conn, curves_png=None)
+    finally:
+        conn.close()
+    assert from_file["counts"]["labelled"] == len(events)  # the file labels every event, even the unlabelled day
+    assert from_file["counts"]["frauds"] == int(flipped["is_fraud"].sum())
+    expected = roc_auc_score(flipped["is_fraud"], events["iforest_score"])
+    assert from_file["detectors"]["iforest_score"]["roc_auc"] == pytest.approx(expected)
+    assert stored["counts"]["labelled"] == int(events["labelled"].sum())  # the table is as it was
+    assert pg_query(clients, "SELECT count(*) FROM labels") == [(int(events["labelled"].sum()),)]
 
 
 def test_shadow_versions_against_the_current_ensemble(fresh_clients):

@@ -5,17 +5,20 @@ import logging
 
 import numpy as np
 import orjson
+import pytest
 
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
+from model.drift import SCORE, DriftEvent, DriftMonitor
 from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
-from model.registry import ModelRegistry, ModelWatcher, OnlineCheckpoint
+from model.online_classifier import OnlineClassifier
+from model.registry import LocalStore, ModelRegistry, OnlineCheckpoint, Watcher
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.encode import encode_events
 from producer.history import load_history
 from producer.source import CsvSource
-from schemas.events import AlertEvent, ScoreEvent, TransactionEvent
+from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from streaming.service import Decoded
 from tests.unit.streaming.kafka_fakes import FakeMessage, FakeProducer
 
@@ -25,7 +28,7 @@ PROTECTOR = CardProtector(b"unit-test-key-0123456789")
 def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
     model, _ = train(history)
-    checkpoint = OnlineCheckpoint(tmp_path / "online.joblib")
+    checkpoint = OnlineCheckpoint(LocalStore(tmp_path), "online.joblib")
     first = ScorerService("t", "s", "a", store=None, model=model, producer=None, online_checkpoint=checkpoint)
     X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
@@ -132,7 +135,7 @@ def test_a_promoted_model_takes_over_at_the_next_poll_and_a_shadow_scores_withou
     scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), registry.load_current(), producer,
                            shadow=registry.load_shadow(), registry=registry, model_poll_s=5.0)  # fmt: skip
     now = [0.0]
-    scorer.watcher = ModelWatcher(registry, 5.0, clock=lambda: now[0])
+    scorer.watcher = Watcher(registry.pointers, 5.0, clock=lambda: now[0])
     messages = transaction_messages(kaggle_csv)
     batches = [messages[:200], messages[200:400], messages[400:]]
 
@@ -210,3 +213,84 @@ def test_training_and_serving_compute_identical_feature_rows(kaggle_csv):
     assert history["event_time"].is_monotonic_increasing and len(trans_nums) == len(trained)
     assert np.array_equal(np.array([served[t] for t in trans_nums]), trained)
     assert trained.shape == (600, len(FEATURE_NAMES)) and history["city_pop"].gt(0).all()
+
+
+def test_two_scorers_score_with_the_learners_one_snapshot_and_take_up_the_next_at_their_poll(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    registry = ModelRegistry(tmp_path)
+    registry.save(model)
+    learned = OnlineClassifier(min_frauds=1, min_labels=100)
+    learned.learn_many(feature_matrix(history, model.category_norms), history["is_fraud"].to_numpy(dtype=bool))
+    registry.publish_learned(learned.snapshot(), "ns")
+
+    now = [0.0]
+    messages = transaction_messages(kaggle_csv)
+    scorers, producers = [], []
+    for _ in range(2):
+        producers.append(FakeProducer())
+        scorer = ScorerService("t", "scores", "alerts", MemoryStore(), registry.load_current(), producers[-1],
+                               registry=registry, namespace="ns")  # fmt: skip
+        scorer.learned_watcher = Watcher(lambda: registry.learned_version("ns"), 5.0, clock=lambda: now[0])
+        scorers.append(scorer)
+    for scorer in scorers:
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[:300]])
+    first, second = ([ScoreEvent.model_validate_json(p["value"]) for p in pr.produced if p["topic"] == "scores"]
+                     for pr in producers)  # fmt: skip
+    assert {s.learned_version for s in first} == {"online-1"}
+    assert [(s.learned_score, s.score) for s in first] == [(s.learned_score, s.score) for s in second]
+    assert any(s.learned_score > 0.5 for s in first)
+    # The ensemble used it: without the online classifier the same rows score otherwise.
+    X = np.array([s.features for s in first])
+    alone = copy.deepcopy(scorers[0].model)
+    alone.learned = None
+    assert not np.allclose(alone.score_many(X), [s.score for s in first])
+
+    learned.learn_many(X, np.zeros(len(X), dtype=bool))
+    registry.publish_learned(learned.snapshot(), "ns")
+    now[0] = 6.0
+    for scorer in scorers:
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[300:]])
+    assert {scorer.model.learned.version for scorer in scorers} == {"online-2"}
+    later = [ScoreEvent.model_validate_json(p["value"]) for p in producers[0].produced if p["topic"] == "scores"]
+    assert {s.learned_version for s in later[300:]} == {"online-2"}
+
+
+class DriftEveryBatch(DriftMonitor):
+    """A drift monitor that reports a change in the score with every batch."""
+
+    def __init__(self):
+        super().__init__(())
+
+    def update(self, score, X, feature_names, event_time_max):  # noqa: ANN001, ANN201
+        return [DriftEvent(SCORE, event_time_max, 0.2, 0.4)]
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_detected_drift_is_logged_counted_and_published_as_a_drift_record(kaggle_csv, caplog, publish):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    model.drift = DriftEveryBatch()
+    producer = FakeProducer()
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, producer,
+                           drift_topic="drift" if publish else None, instance="test-host:42")  # fmt: skip
+    messages = transaction_messages(kaggle_csv)
+    with caplog.at_level(logging.WARNING, logger="consumers.scorer"):
+        score_all(scorer, messages, cut=250)
+
+    events = [TransactionEvent.model_validate_json(m.value()) for m in messages]
+    latest = [max(e.event_time for e in events[:250]), max(e.event_time for e in events[250:])]
+    assert scorer.drift_events == 2  # the counter and the log line, published or not
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("drift in")] == [
+        f"drift in score at {epoch_seconds(t)}: mean 0.2 -> 0.4" for t in latest
+    ]
+    sent = [p for p in producer.produced if p["topic"] == "drift"]
+    if not publish:
+        assert sent == []
+        return
+    records = [DriftEventRecord.model_validate_json(p["value"]) for p in sent]
+    assert [(r.detected_at, r.quantity, r.mean_before, r.mean_after, r.model_version, r.scorer) for r in records] == [
+        (t, SCORE, 0.2, 0.4, model.version, "test-host:42") for t in latest
+    ]
+    assert [p["key"] for p in sent] == [b"score", b"score"]
+    assert records[0] == DriftEventRecord.of(detected_at=latest[0], quantity=SCORE, mean_before=0.2, mean_after=0.4,
+                                             model_version=model.version, scorer="test-host:42")  # fmt: skip

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.ensemble import NinesScale, unit_score
 from model.explain import PHRASES, EventContext
 from model.features import FEATURE_NAMES
+from model.scale import NinesScale, unit_score
 from model.train import feature_matrix, train
 from producer.cards import CardProtector
 from producer.generator import generate
@@ -66,17 +66,22 @@ def test_few_labelled_frauds_leave_the_unsupervised_ensemble_as_the_cold_start_f
 
 def test_labels_off_trains_no_classifier_even_with_enough_labels(labelled_history):
     model, report = train(labelled_history, supervised=False)
-    assert model.supervised is None and report["supervised"]["why"] == "supervised=False"
+    assert model.supervised is None and model.learned is None and report["supervised"]["why"] == "supervised=False"
 
 
-def test_with_enough_labels_the_classifier_alone_decides_the_score(supervised_model, labelled_history):
+def test_with_enough_labels_the_classifiers_alone_decide_the_score(supervised_model, labelled_history):
     model, report = supervised_model
     assert model.supervised is not None and report["supervised"]["labelled_frauds"] >= 50
+    assert model.learned is not None and model.learned.ready  # the online classifier, from the same labels
     X = feature_matrix(labelled_history, model.category_norms)[-3000:]
     before = copy.deepcopy(model)
     result = model.score_batch(X)
-    assert result.supervised is not None
-    assert np.array_equal(result.score, unit_score(before.scales["supervised"](before.supervised.score_many(X))))
+    assert result.supervised is not None and result.learned is not None
+    w = before.learned_weight
+    expected = (1 - w) * before.scales["supervised"](before.supervised.score_many(X)) + w * before.learned.to_nines(
+        before.learned.score_many(X)
+    )
+    assert np.array_equal(result.score, unit_score(expected))
     assert np.array_equal(result.online, before.online.score_many(X))  # still scored and recorded
     y = labelled_history["is_fraud"].to_numpy()[-3000:]
     assert np.median(result.score[y]) > np.quantile(result.score[~y], 0.99)
@@ -95,6 +100,20 @@ def test_a_model_trained_with_a_label_cutoff_never_sees_a_label_after_it(labelle
     # By default the cut-off is the last event minus the 7-day label delay.
     default = supervised_model[1]["supervised"]["label_cutoff"]
     assert pd.Timestamp(default) == labelled_history["event_time"].max() - pd.Timedelta(days=7)
+
+
+def test_events_whose_label_has_not_arrived_are_neither_trained_on_nor_judged(kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    partial = history.assign(is_fraud=history["is_fraud"].astype("boolean"))
+    missing = np.arange(len(partial)) % 3 == 0
+    partial.loc[missing, "is_fraud"] = pd.NA  # e.g. stored transactions whose label is not stored yet
+    cutoff = partial["event_time"].iloc[400]
+    _, report = train(partial, label_cutoff=cutoff)
+    before = (partial["event_time"] < cutoff).to_numpy()
+    assert report["supervised"]["labelled_rows"] == int((before & ~missing).sum())
+    assert report["heldout"]["rows"] == int((~before & ~missing).sum())
+    assert report["heldout"]["frauds"] == int(history["is_fraud"][~before & ~missing].sum())
+    assert report["calibration"]["rows"] == report["heldout"]["rows"]
 
 
 def test_events_at_or_above_the_budget_threshold_are_flagged_and_every_batch_feeds_the_budget(

@@ -9,7 +9,7 @@ import pytest
 
 from model import registry as reg
 from model.features import FEATURE_NAMES
-from model.registry import ModelRegistry, ModelWatcher, Pointers
+from model.registry import ModelRegistry, Pointers, Watcher
 
 
 @dataclass
@@ -130,10 +130,12 @@ def test_no_model_at_all_says_how_to_get_one(tmp_path):
         ModelRegistry(tmp_path).load_current()
 
 
-def test_s3_is_not_a_local_directory(tmp_path):
-    with pytest.raises(ValueError, match="local directory"):
+def test_an_s3_location_needs_a_client_and_a_bucket(tmp_path):
+    with pytest.raises(ValueError, match="needs an S3 client"):
         ModelRegistry.at("s3://bucket/models")
-    assert ModelRegistry.at(tmp_path).directory == tmp_path
+    with pytest.raises(ValueError, match="expected s3://bucket/prefix"):
+        ModelRegistry.at("s3://", s3_client=lambda: object())
+    assert ModelRegistry.at(tmp_path).location == str(tmp_path)
 
 
 def test_the_watcher_looks_at_most_every_poll_and_reports_only_moves(tmp_path):
@@ -141,7 +143,7 @@ def test_the_watcher_looks_at_most_every_poll_and_reports_only_moves(tmp_path):
     r.save(model("20261125T100000Z"))
     r.save(model("20261125T110000Z"), promote=False)
     now = [0.0]
-    watcher = ModelWatcher(r, poll_s=5.0, clock=lambda: now[0])
+    watcher = Watcher(r.pointers, poll_s=5.0, clock=lambda: now[0])
     assert watcher.moved() is None
     r.promote("20261125T110000Z")
     now[0] = 4.0

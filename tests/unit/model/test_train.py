@@ -50,7 +50,8 @@ def test_every_detector_is_judged_on_the_later_events_whose_labels_the_classifie
     later = (history["event_time"] >= cutoff).to_numpy()
     assert heldout["since"] == str(cutoff) and heldout["rows"] == later.sum() > 0
     assert heldout["frauds"] == history["is_fraud"][later].sum() > 0
-    assert set(heldout["detectors"]) == {"iforest", "online", "supervised", "ensemble"}
+    assert set(heldout["detectors"]) == {"iforest", "online", "supervised", "learned", "ensemble"}  # learned:
+    assert model.learned is not None and model.learned.ready  # the online classifier, once ready
     for figures in heldout["detectors"].values():
         assert {"roc_auc", "pr_auc", "precision", "recall", "alerts", "alerts_per_day"} <= set(figures)
         assert figures["rows"] == heldout["rows"] and 0.5 < figures["roc_auc"] <= 1.0

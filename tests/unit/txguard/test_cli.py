@@ -3,8 +3,12 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from model.features import FEATURE_NAMES
+from model.online_classifier import OnlineClassifier
+from model.registry import ModelRegistry
 from txguard.cli import main
 
 
@@ -66,14 +70,21 @@ def test_model_commands_list_promote_and_shadow_versions(capsys, tmp_path, kaggl
     out = capsys.readouterr().out
     first, second = [line.split()[2] for line in out.splitlines() if line.startswith("registered model")]
     assert main([*home, "model", "list"]) == 0
-    roles = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    *versions, learned = capsys.readouterr().out.splitlines()[1:]
+    roles = {line.split()[0]: line.split()[1] for line in versions}
     assert roles == {first: "current", second: "shadow"}
+    assert learned.startswith("online classifier: none yet")
     assert main([*home, "model", "promote", second]) == 0
     assert main([*home, "model", "shadow", first]) == 0
     capsys.readouterr()
+    classifier = OnlineClassifier(min_frauds=1, min_labels=2)
+    classifier.learn_many(np.zeros((3, len(FEATURE_NAMES))), np.array([True, False, False]), "2019-07-08T10:00:00")
+    ModelRegistry(tmp_path / "model").publish_learned(classifier.snapshot())
     assert main([*home, "model", "list"]) == 0
-    roles = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    *versions, learned = capsys.readouterr().out.splitlines()[1:]
+    roles = {line.split()[0]: line.split()[1] for line in versions}
     assert roles == {first: "shadow", second: "current"}
+    assert learned == ("online classifier: online-1, 3 labels (1 frauds) up to 2019-07-08T10:00:00; in the ensemble")
     assert main([*home, "model", "promote", "no-such-version"]) == 2
     assert "no model version 'no-such-version'" in capsys.readouterr().err
 
@@ -86,7 +97,7 @@ def test_model_show_prints_the_data_hash_each_detector_held_out_and_the_calibrat
     trained = capsys.readouterr().out
     assert "held out (from the label cut-off" in trained
     assert main([*home, "model", "list"]) == 0
-    header, line = capsys.readouterr().out.splitlines()
+    header, line = capsys.readouterr().out.splitlines()[:2]  # then the learner's snapshot
     assert header.split()[-6:] == ["ROC-AUC", "PR-AUC", "prec", "recall", "Brier", "P@thr"]
     version, data = line.split()[0], line.split()[6]
     assert main([*home, "model", "show", version]) == 0

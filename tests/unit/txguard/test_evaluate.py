@@ -48,6 +48,7 @@ RESULT = {
     },
     "shadow": {"v3": {"events": 400, "frauds": 20, "roc_auc": 0.99, "pr_auc": 0.8, "current_roc_auc": 0.95,
                       "current_pr_auc": 0.3}},
+    "drift": {"events": 3, "by_quantity": {"log_amt": 1, "score": 2}},
     "curves_png": "/tmp/curves.png",
 }  # fmt: skip
 
@@ -80,6 +81,7 @@ def test_full_report_names_every_figure(result):
     assert "card precision@5 per day: 0.400 (best achievable 0.600, over 9 labelled days)" in report
     assert line_with(report, "v2").split() == ["v2", "400", "20", "16", "0.625", "0.500", "0.950", "0.300"]
     assert line_with(report, "v3").split() == ["v3", "400", "20", "0.990", "0.950", "0.800", "0.300"]
+    assert "drift events stored: 3 (log_amt 1, score 2)" in report
     assert report.endswith("ROC and precision-recall curves: /tmp/curves.png")
 
 
@@ -121,6 +123,15 @@ def test_empty_window_and_no_budget(result):
     report = format_report(result)
     assert "funnel: transactions 0 -> scored 0 (-) -> alerted 0 (-)" in report
     assert "alerts per event-day" not in report and "threshold" not in report
+
+
+def test_drift_events_are_counted_when_the_table_exists(result):
+    result["drift"] = {"events": 0, "by_quantity": {}}
+    assert "drift events stored: 0" in format_report(result).splitlines()
+    result["drift"] = None  # no drift_events table
+    assert "drift" not in format_report(result)
+    del result["drift"]  # a result saved before drift events were stored
+    assert "drift" not in format_report(result)
 
 
 def test_each_detector_is_judged_with_the_ensembles_alerts_per_day():
