@@ -20,6 +20,7 @@ from model.explain import EventContext
 from model.features import epoch_seconds, event_time_of, featurize, txns_from_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
+from model.threshold import AlertBudget
 from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
 from streaming.message import position_of, value_of
@@ -58,6 +59,7 @@ class ScorerService:
     """
 
     name = "scorer"
+    assigned_partitions: tuple[int, ...] = ()  # from the consumer's assignment
 
     def __init__(
         self,
@@ -139,6 +141,8 @@ class ScorerService:
         self.cache.touch(tokens)
         times = np.asarray(event_times_s, dtype=np.int64)
         partitions = np.array([d.message.partition() for d in batch], dtype=np.int64)  # in event-time order each
+        for budget in self._budgets():  # also the budget of a model swapped in since the assignment
+            budget.expect_sources(self.assigned_partitions)
         result = self.model.score_batch(X, self.threshold, times, partitions)
         shadow = self.shadow.score_batch(X, None, times, partitions) if self.shadow is not None else None
         self._report_drift(result.drift)
@@ -302,18 +306,19 @@ class ScorerService:
     def is_transient(self, exc: Exception) -> bool:
         return BehaviorStore.is_transient(exc)
 
+    def _budgets(self) -> list[AlertBudget]:
+        return [m.budget for m in (self.model, self.shadow) if m is not None and m.budget is not None]
+
     def on_assign(self, partitions: list[int]) -> None:
         # The alert budget counts a day complete once every partition read has moved past it.
-        for model in (self.model, self.shadow):
-            if model is not None and model.budget is not None:
-                model.budget.expect_sources(partitions)
+        self.assigned_partitions = tuple(partitions)
 
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.
         self.cache.clear()
-        for model in (self.model, self.shadow):
-            if model is not None and model.budget is not None:
-                model.budget.forget_sources()
+        self.assigned_partitions = ()
+        for budget in self._budgets():
+            budget.forget_sources()
 
     def close(self) -> None:
         """At shutdown, keep what the online detector learned."""

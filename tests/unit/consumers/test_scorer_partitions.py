@@ -1,5 +1,7 @@
 """The scorer tells the alert budget which partition each event came from, and which partitions it reads."""
 
+import copy
+
 from consumers.scorer import ScorerService
 from model.features import epoch_seconds
 from model.train import train
@@ -23,3 +25,10 @@ def test_the_budget_waits_for_the_assigned_partitions_and_forgets_them_on_revoca
     assert budget.closed_through_ == min(d for _, d in days) - 1  # partition 3 is assigned, unread: no day complete
     scorer.on_revoke()
     assert budget.source_days_ == {}
+
+    scorer.on_assign([0, 1, 2, 3])
+    swapped = copy.deepcopy(model)  # a version promoted mid-stream: its budget has not seen the assignment
+    swapped.budget.forget_sources()
+    scorer.model = swapped
+    score_all(scorer, messages[:300], cut=100)
+    assert set(swapped.budget.source_days_) == {0, 1, 2, 3} and swapped.budget.source_days_[3] < 0
