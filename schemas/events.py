@@ -69,7 +69,10 @@ class TransactionEvent(_Event):
     trans_num: TransNum = Field(description="Unique transaction id; the idempotency key of every sink.")
     event_time: EventTime = Field(description="When the transaction happened (the event clock).")
     card_token: CardToken = Field(description="Keyed HMAC of the card number: Kafka key, per-card state key.")
-    card_masked: CardMasked = Field(description="First 6 and last 4 digits, for alert triage.")
+    card_masked: CardMasked = Field(
+        description="The card number with at least 6 digits hidden (first 6 and last 4 shown from 16 digits,"
+        " last 4 below), for alert triage."
+    )
     merchant: ShortText = Field(description="Merchant name, for triage and analytics.")
     category: Category = Field(description="Merchant category: per-category behaviour features.")
     amt: Amount = Field(description="Amount in USD: the strongest signal.")
