@@ -532,6 +532,7 @@ def test_every_poison_message_is_dead_lettered_once_per_service_with_a_reason(cl
             or r.key != original.key
             or not h.get("error_class")
             or not h.get("reason")
+            or b"input_value" in h["reason"]  # pydantic's copy of the raw event
         ):
             wrong.append((position, h, r.value and r.value[:80]))
     assert not wrong, f"{len(wrong)} DLQ records do not match a poison message: {wrong[:5]}"
