@@ -1,7 +1,10 @@
 """Card data protection: the card number (PAN) never leaves the producer.
 
 Downstream sees a keyed HMAC token (stable per card, useless without the key) and
-a masked form keeping the first 6 and last 4 digits, as PCI DSS allows to display.
+a masked form that hides at least 6 digits whatever the length: the first 6 and
+last 4 digits for 16-19 digit numbers (what PCI DSS allows to display), the last 4
+only for 11-15 digit ones (first 6 and last 4 of a 12-digit number would leave 2
+digits, 1 in 100 guesses).
 """
 
 from __future__ import annotations
@@ -9,18 +12,59 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 
-# 11-19 digits, also written in groups separated by single spaces or dashes.
-_PAN_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){10,18}(?![0-9])")
+MIN_HIDDEN = 6  # digits a mask always hides
+SHOWN_FIRST, SHOWN_LAST = 6, 4  # at most; each only while MIN_HIDDEN stay hidden
+PAN_DIGITS = (11, 19)  # the lengths a card number of the data can have
+
+# A run of digits, whatever lies between them that is neither a letter nor a digit:
+# spaces, tabs, newlines, dots, dashes, underscores, slashes, stars... (``[\W_]``
+# and ``\d`` are disjoint, so the match is linear.) ``\d`` is any Unicode digit.
+_DIGIT_RUN = re.compile(r"\d(?:[\W_]*\d)*")
 
 
 def mask(pan: str) -> str:
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+    """``pan`` with at most its first 6 and last 4 digits shown, and never fewer than 6 hidden.
+
+    16-19 digits: first 6 and last 4 (``411111******1111``); 10-15 digits: last 4
+    only (``********1111``); shorter: nothing shown.
+    """
+    n = len(pan)
+    last = SHOWN_LAST if n - SHOWN_LAST >= MIN_HIDDEN else 0
+    first = SHOWN_FIRST if n - last - SHOWN_FIRST >= MIN_HIDDEN else 0
+    return pan[:first] + "*" * (n - first - last) + pan[n - last :]
+
+
+def _digits(run: str) -> str:
+    return "".join(str(unicodedata.decimal(c)) for c in run if c.isdecimal())
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    digits = _digits(match.group(0))
+    if len(digits) < PAN_DIGITS[0]:
+        return match.group(0)
+    if len(digits) > PAN_DIGITS[1]:
+        # Not one card number, but any 11-19 digits of it could be one: hide them all.
+        return "*" * len(digits)
+    return mask(digits)
 
 
 def redact(text: str) -> str:
-    """Mask every 11-19 digit run in free text (rejected rows, log lines)."""
-    return _PAN_RUN.sub(lambda m: mask(re.sub(r"[ -]", "", m.group(0))), text)
+    """``text`` (NFKC-normalised) with every run of 11 or more digits masked.
+
+    A run is digits with anything but letters between them, so ``4111.1111.1111.1111``,
+    ``4111_1111``, tabs, double spaces, line breaks and fullwidth digits (``４１１１``,
+    which NFKC turns into ``4111``) are caught; 11-19 digits become their mask, a
+    longer run only stars.
+    """
+    return _DIGIT_RUN.sub(_mask_run, unicodedata.normalize("NFKC", text))
+
+
+def has_card_number(text: str) -> bool:
+    """Whether ``text`` holds a run of 11 or more digits: what :func:`redact` masks."""
+    runs = _DIGIT_RUN.finditer(unicodedata.normalize("NFKC", text))
+    return any(len(_digits(m.group(0))) >= PAN_DIGITS[0] for m in runs)
 
 
 class CardProtector:
@@ -39,3 +83,12 @@ class CardProtector:
             token = hmac.new(self._key, pan.encode(), hashlib.sha256).hexdigest()[:32]
             hit = self._cache[pan] = (token, mask(pan))
         return hit
+
+    def fingerprint(self, data: bytes) -> str:
+        """A keyed SHA-256 of ``data`` (an unparsable input line).
+
+        Keyed, because a plain hash of a short line holding a card number could be
+        reversed by trying every number of the card's issuer; domain-separated from
+        the tokens, so a line that is only a card number does not give its token.
+        """
+        return hmac.new(self._key, b"txguard-line\x00" + data, hashlib.sha256).hexdigest()

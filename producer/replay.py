@@ -60,7 +60,7 @@ def replay(
     ``streaming.producer.ReportingProducer``): a block with failed deliveries is
     not checkpointed.
     """
-    run = _Replay(source, producer, topics, options, stop or threading.Event(), on_progress)
+    run = _Replay(source, producer, topics, protector, options, stop or threading.Event(), on_progress)
     try:
         for prepared in prefetch(prepare_blocks(source, options, protector)):
             if not run.take(prepared):
@@ -77,14 +77,14 @@ def replay(
 class _Replay:
     """The state of one replay: what was sent, what is pending, when to checkpoint."""
 
-    def __init__(self, source: CsvSource, producer: Any, topics: Topics, options: ReplayOptions,
-                 stop: threading.Event, on_progress: ProgressCallback | None):  # fmt: skip
+    def __init__(self, source: CsvSource, producer: Any, topics: Topics, protector: CardProtector,
+                 options: ReplayOptions, stop: threading.Event, on_progress: ProgressCallback | None):  # fmt: skip
         self.source, self.producer, self.topics, self.options = source, producer, topics, options
         self.stop, self.on_progress = stop, on_progress
         self.stats = ReplayStats()
         self.pacer = Pacer(options.speed, options.rate)
         self.labels = LabelScheduler.from_json(options.label_delay, options.resume_labels)
-        self.rejects = Rejects(producer, topics.dlq, source.location, options.quarantine, self.stats)
+        self.rejects = Rejects(producer, topics.dlq, source.location, options.quarantine, self.stats, protector)
         self.errors_before = delivery_errors(producer)
         self.last_progress = self.last_checkpoint = time.monotonic()
         self.limit_reached = False

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from producer.cards import has_card_number
 from schemas.fields import (
     BIRTH_YEARS,
     GENDER_PATTERN,
@@ -69,6 +70,10 @@ _DATES = (
     ("dob", "%Y-%m-%d", "2000-01-01"),
 )
 _TEXT = ("merchant", "city", "state", "job", "first", "last", "street")
+# Free text that is published: a card number in it would leave the producer. Only text
+# with a digit or a non-ASCII character (NFKC makes digits of "４" and "①") can hold one.
+_PUBLISHED_TEXT = ("merchant", "city")
+_MAY_HOLD_DIGITS = r"[0-9]|[^\x00-\x7f]"
 
 
 class TransNumSet:
@@ -160,6 +165,11 @@ def validate(batch: pa.RecordBatch, seen_trans_nums: TransNumSet) -> Verdict:
     if pc.any(pc.match_substring_regex(pc.binary_join_element_wise(*(cols[c] for c in _TEXT), ""), _CONTROL)).as_py():
         for column in _TEXT:
             reject(pc.match_substring_regex(cols[column], _CONTROL), f"{column} contains a control character")
+    for column in _PUBLISHED_TEXT:
+        suspects = pc.indices_nonzero(pc.match_substring_regex(cols[column], _MAY_HOLD_DIGITS)).to_pylist()
+        for i in suspects:
+            if has_card_number(cols[column][i].as_py()):
+                reasons[i].append(f"{column} contains a card number")
     year = pc.cast(pc.if_else(pc.match_substring_regex(cols["dob"], r"^[0-9]{4}"),
                               pc.utf8_slice_codeunits(cols["dob"], 0, 4), "2000"), pa.int32())  # fmt: skip
     first_year, last_year = BIRTH_YEARS

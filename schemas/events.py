@@ -8,12 +8,13 @@ producer; the card number leaves only as a keyed token and a masked form.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.fields import (
     Amount,
@@ -69,7 +70,10 @@ class TransactionEvent(_Event):
     trans_num: TransNum = Field(description="Unique transaction id; the idempotency key of every sink.")
     event_time: EventTime = Field(description="When the transaction happened (the event clock).")
     card_token: CardToken = Field(description="Keyed HMAC of the card number: Kafka key, per-card state key.")
-    card_masked: CardMasked = Field(description="First 6 and last 4 digits, for alert triage.")
+    card_masked: CardMasked = Field(
+        description="The card number with at least 6 digits hidden (first 6 and last 4 shown from 16 digits,"
+        " last 4 below), for alert triage."
+    )
     merchant: ShortText = Field(description="Merchant name, for triage and analytics.")
     category: Category = Field(description="Merchant category: per-category behaviour features.")
     amt: Amount = Field(description="Amount in USD: the strongest signal.")
@@ -222,6 +226,22 @@ class DeadLetter(BaseModel):
         fields.setdefault("reason", "")
         return cls.model_validate(fields)
 
+    @staticmethod
+    def reason_of(exc: BaseException) -> str:
+        """What was wrong, in words, without the input: a reason must never copy the message.
+
+        A validation error gives each failing field's location, message and error type,
+        never pydantic's ``input_value`` (which would be the whole raw event); any other
+        exception its first line (PostgreSQL's next lines can hold the whole failing row).
+        """
+        if isinstance(exc, ValidationError):
+            problems = [
+                f"{_location(e['loc'], e['type'])}: {e['msg']} [{e['type']}]"
+                for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            ]
+            return f"{exc.title}: " + "; ".join(problems)
+        return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
     @property
     def where(self) -> str:
         if self.offset is not None:
@@ -232,6 +252,17 @@ class DeadLetter(BaseModel):
     def kind(self) -> str:
         """The failure without the per-message detail, for counting."""
         return f"{self.service}: {self.error_class}"
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _location(loc: tuple[int | str, ...], error_type: str) -> str:
+    """A validation error's location; a key that came from the input is not repeated."""
+    parts = [str(p) if isinstance(p, int) or _FIELD_NAME.fullmatch(p) else "<key>" for p in loc]
+    if error_type == "extra_forbidden" and parts:  # the last part is the unexpected key itself
+        parts[-1] = "<extra field>"
+    return ".".join(parts) or "<message>"
 
 
 EVENT_MODELS: dict[str, type[_Event]] = {

@@ -24,8 +24,9 @@ PAN_PATTERN = r"^[0-9]{11,19}$"
 STATE_PATTERN = r"^[A-Z]{2}$"
 ZIP_PATTERN = r"^[0-9]{3,5}$"
 GENDER_PATTERN = r"^[FM]$"
-# First 6 and last 4 digits: what an analyst needs to recognise a card, never the PAN.
-CARD_MASKED_PATTERN = r"^[0-9]{6}\*{1,9}[0-9]{4}$"
+# What an analyst needs to recognise a card, never the PAN: at least 6 digits hidden,
+# so the first 6 and last 4 of a 16-19 digit number, the last 4 only of an 11-15 digit one.
+CARD_MASKED_PATTERN = r"^([0-9]{6}\*{6,9}|\*{7,11})[0-9]{4}$"
 # PostgreSQL text cannot hold NUL; reject it at the boundary instead of failing a batch.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 

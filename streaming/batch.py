@@ -82,7 +82,7 @@ class BatchProcessor:
             partition=partition_of(message),
             offset=offset_of(message),
             error_class=type(exc).__name__,
-            reason=str(exc),
+            reason=DeadLetter.reason_of(exc),
         )
         dead_letter(self.producer, self.dlq_topic, message.value(), message.key(), record)
         self.stats.dead_lettered += 1

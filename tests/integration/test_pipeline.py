@@ -19,6 +19,7 @@ from producer.cards import CardProtector
 from producer.history import load_history
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
+from schemas.fields import CARD_MASKED_PATTERN
 from schemas.topics import ALERTS, ALL_TOPICS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, read_topic, wait_for
@@ -105,7 +106,7 @@ def test_alerts_reach_the_alerts_topic_with_reasons(clients, replayed):
     alerts = [json.loads(m.value) for m in read_topic(clients, clients.settings.topic(ALERTS))]
     assert alerts, "the model flagged nothing"
     assert {a["trans_num"] for a in alerts} == flagged
-    assert all(a["reason"] and re.fullmatch(r"[0-9]{6}\*+[0-9]{4}", a["card_masked"]) for a in alerts)
+    assert all(a["reason"] and re.fullmatch(CARD_MASKED_PATTERN, a["card_masked"]) for a in alerts)
 
 
 def test_no_card_number_reaches_kafka_postgres_or_dynamodb(clients, replayed, kaggle_csv):

@@ -40,6 +40,7 @@ from consumers.postgres import PostgresSink
 from consumers.scorer import ScorerService
 from model.train import train
 from schemas.events import DeadLetter, TransactionEvent
+from schemas.fields import CARD_MASKED_PATTERN
 from schemas.source import CATEGORIES
 from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.integration.conftest import pg_count, read_topic, wait_for
@@ -59,7 +60,7 @@ NUMBERS = ("amt", "lat", "long", "merch_lat", "merch_long", "city_pop", "birth_y
 PATTERNS = {
     "trans_num": r"[0-9a-f]{32}",
     "card_token": r"[0-9a-f]{32}",
-    "card_masked": r"[0-9]{6}\*{1,9}[0-9]{4}",
+    "card_masked": CARD_MASKED_PATTERN.strip("^$"),
     "gender": r"[FM]",
     "state": r"[A-Z]{2}",
     "zip": r"[0-9]{3,5}",
@@ -238,7 +239,8 @@ _impossible_date = st.one_of(
 )  # fmt: skip
 _NEAR_MISSES = {
     r"[0-9a-f]{32}": ["A" * 32, "0" * 31, "0" * 33, "0" * 32 + "\n", " " + "0" * 32, "g" * 32, "\uff10" * 32],
-    r"[0-9]{6}\*{1,9}[0-9]{4}": ["4111111111111111", "411111**********1111", "41-**-1111", "411111\u2217\u22171111"],
+    CARD_MASKED_PATTERN.strip("^$"): ["4111111111111111", "411111**********1111", "41-**-1111",
+                                      "411111\u2217\u22171111", "630423**7322", "30263540242"],
     r"[FM]": ["f", "m", "X", "FM", "Female", " F"],
     r"[A-Z]{2}": ["ny", "NYC", "N", "\uff2e\uff39", "\u039d\u03a5"],  # fullwidth and Greek look-alikes
     r"[0-9]{3,5}": ["12", "123456", "1234a", "\u0661\u0662\u0663\u0664\u0665", "12 34", "12345-6789"],
@@ -530,6 +532,7 @@ def test_every_poison_message_is_dead_lettered_once_per_service_with_a_reason(cl
             or r.key != original.key
             or not h.get("error_class")
             or not h.get("reason")
+            or b"input_value" in h["reason"]  # pydantic's copy of the raw event
         ):
             wrong.append((position, h, r.value and r.value[:80]))
     assert not wrong, f"{len(wrong)} DLQ records do not match a poison message: {wrong[:5]}"

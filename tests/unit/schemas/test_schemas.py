@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.__main__ import JSON_DIR, json_schemas
-from schemas.events import EVENT_MODELS, DriftEventRecord, TransactionEvent
+from schemas.events import EVENT_MODELS, DeadLetter, DriftEventRecord, TransactionEvent
 from schemas.topics import ALL_TOPICS, DRIFT
 
 
@@ -62,3 +62,9 @@ def test_a_drift_record_is_as_strict_as_every_event(change):
 def test_the_drift_topic_is_created_with_the_others_and_carries_drift_records():
     assert DRIFT in ALL_TOPICS and DRIFT.model is DriftEventRecord
     assert DRIFT.key in DriftEventRecord.model_fields
+
+
+def test_a_dead_letter_reason_from_any_other_error_is_its_first_line():
+    error = ValueError('null value in column "amt" violates not-null constraint\nDETAIL:  Failing row contains (...)')
+    assert DeadLetter.reason_of(error) == 'null value in column "amt" violates not-null constraint'
+    assert DeadLetter.reason_of(KeyError()) == "KeyError"

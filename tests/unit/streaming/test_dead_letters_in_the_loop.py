@@ -3,9 +3,10 @@
 import logging
 import threading
 
+import orjson
 from confluent_kafka import KafkaError
 
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, TransactionEvent
 from streaming.batch import BatchProcessor
 from streaming.deadletter import dead_letter
 from streaming.retry import Retry
@@ -62,3 +63,23 @@ def test_a_message_the_sink_refuses_is_isolated_and_the_rest_of_the_batch_applie
 def test_an_empty_batch_is_nothing_to_do():
     processor = make_processor()
     assert processor.process([]) is True and processor.producer.produced == []
+
+
+def test_a_dead_letter_reason_names_what_is_wrong_without_copying_the_message():
+    class Strict(FakeService):
+        def decode(self, message):
+            return TransactionEvent.model_validate_json(message.value())
+
+    stats = LoopStats()
+    service = Strict()
+    processor = BatchProcessor(service, FakeProducer(), "txguard.dlq", Retry(service, threading.Event(), stats), stats)
+    hostile = {"trans_num": "0" * 32, "card_masked": "4111111111111111", "merchant": "Bob Smith 4111 1111 1111 1111",
+               "4111111111111111": "extra", "amt": "12,50"}  # fmt: skip
+    processor.decode([FakeMessage(value_=orjson.dumps(hostile)), FakeMessage(offset_=1, value_=b'{"a": "4111"')])
+    reasons = [DeadLetter.from_headers(sent["headers"]).reason for sent in processor.producer.produced]
+    assert len(reasons) == 2
+    assert "card_masked: String should match pattern" in reasons[0] and "[string_pattern_mismatch]" in reasons[0]
+    assert "<extra field>: Extra inputs are not permitted [extra_forbidden]" in reasons[0]
+    assert reasons[1].startswith("TransactionEvent: <message>: Invalid JSON")
+    for reason in reasons:
+        assert "input" not in reason.replace("Extra inputs", "") and "4111" not in reason and "Bob" not in reason
