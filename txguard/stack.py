@@ -7,6 +7,9 @@
 
 What was started is recorded in ``<home>/stack.json``; ``down`` stops only that.
 An endpoint set in the settings is used as is and nothing starts for it.
+
+Every server listens on 127.0.0.1 only and starts with an allowlisted environment
+(``server_env``), so no secret of the caller's environment reaches it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from txguard.settings import Settings
 DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000}
 DATABASE = "txguard"
 _START_TIMEOUT_S = 30.0
+# What a server process inherits from ours; everything else it needs is passed explicitly.
+_ENV_ALLOWED = ("PATH", "HOME", "LANG", "TZ")
 
 
 class StackError(Exception):
@@ -98,11 +103,22 @@ def _wait_until(check, what: str, log: Path | None, proc: subprocess.Popen | Non
     raise StackError(f"{what} did not come up within {_START_TIMEOUT_S:.0f}s (log: {log}){tail}")
 
 
-def _spawn(cmd: list[str], log: Path) -> subprocess.Popen:
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process: the allowlisted variables of ours, plus ``extra``.
+
+    Ours may hold cloud credentials and settings (a server could leak them), and some
+    servers configure themselves from variables they happen to find (Tansu reads
+    STORAGE_ENGINE and OTEL_EXPORTER_OTLP_ENDPOINT, moto reads MOTO_* and AWS_*).
+    """
+    env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOWED or k.startswith("LC_")}
+    return {**env, **extra}
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # A session of its own: the server outlives this command and Ctrl-C in it.
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _ensure_port_free(port: int, what: str) -> None:
@@ -125,7 +141,8 @@ def _start_kafka(settings: Settings, port: int) -> dict:
     _ensure_port_free(port, "Kafka")
     url = f"tcp://127.0.0.1:{port}"
     log = settings.home / "logs" / "kafka.log"
-    proc = _spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url], log)
+    proc = _spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                   "--storage-engine", "memory://tansu/"], log, server_env())  # fmt: skip
     _wait_until(lambda: _port_open(port), f"Kafka broker on port {port}", log, proc)
     return {"pid": proc.pid, "bootstrap": f"127.0.0.1:{port}", "log": str(log)}
 
@@ -154,6 +171,14 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+def _pg_env(user: str | None) -> dict[str, str]:
+    if not user:
+        return server_env()
+    import pwd
+
+    return server_env(HOME=pwd.getpwnam(user).pw_dir)
+
+
 def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> dict:
     if check_port:
         _ensure_port_free(port, "PostgreSQL")
@@ -177,12 +202,12 @@ def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> d
     if not (datadir / "PG_VERSION").exists():
         subprocess.run(
             [_pg_bin("initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres", "-E", "UTF8"],
-            check=True, user=user, capture_output=True,
+            check=True, user=user, capture_output=True, env=_pg_env(user),
         )  # fmt: skip
     options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=100"
     result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", str(datadir), "-w", "-t", "30", "-l", str(log), "-o", options, "start"],
-        user=user, capture_output=True, text=True,
+        user=user, capture_output=True, text=True, env=_pg_env(user),
     )  # fmt: skip
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not start (log: {log}): {result.stderr.strip()[:300]}")
@@ -207,7 +232,7 @@ def _create_database(port: int) -> None:
 def _stop_postgres(entry: dict) -> None:
     result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
-        user=entry.get("user"), capture_output=True, text=True,
+        user=entry.get("user"), capture_output=True, text=True, env=_pg_env(entry.get("user")),
     )  # fmt: skip
     if result.returncode != 0 and _alive(entry.get("pid")):
         raise StackError(f"PostgreSQL did not stop: {result.stderr.strip()[:300]}")
@@ -223,7 +248,10 @@ def _start_moto(settings: Settings, port: int) -> dict:
         raise StackError("moto is missing: install the local extra (pip install '.[local]')") from exc
     _ensure_port_free(port, "DynamoDB/S3 (moto)")
     log = settings.home / "logs" / "moto.log"
-    proc = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
+    # Without MOTO_DISABLE_GLOBAL_CORS moto answers every origin (Access-Control-Allow-Origin: *),
+    # so any web page open in a local browser could read and write DynamoDB and S3.
+    proc = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log,
+                  server_env(MOTO_DISABLE_GLOBAL_CORS="true"))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     _wait_until(lambda: urllib.request.urlopen(f"{url}/moto-api/", timeout=1).status == 200,
                 f"DynamoDB/S3 endpoint (moto) on port {port}", log, proc)  # fmt: skip
