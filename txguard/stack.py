@@ -455,8 +455,11 @@ def _start_moto(settings: Settings, port: int) -> dict:
     _ensure_port_free(port, "DynamoDB/S3 (moto)")
     log = settings.home / "logs" / "moto.log"
     # Without MOTO_DISABLE_GLOBAL_CORS moto answers every origin (Access-Control-Allow-Origin: *),
-    # so any web page open in a local browser could read and write DynamoDB and S3.
-    proc = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log,
+    # so any web page open in a local browser could read and write DynamoDB and S3; and the
+    # guard refuses what such a page could still send (see moto_guard). -I: nothing but moto
+    # and its libraries on the path (the script's own directory is txguard/).
+    guard = Path(__file__).with_name("moto_guard.py")
+    proc = _spawn([sys.executable, "-I", str(guard), "127.0.0.1", str(port)], log,
                   server_env(MOTO_DISABLE_GLOBAL_CORS="true"))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     _wait_until(lambda: urllib.request.urlopen(f"{url}/moto-api/", timeout=1).status == 200,

@@ -96,19 +96,34 @@ def _moto_request(endpoint: str, method: str, headers: dict[str, str], body: byt
 
 def test_moto_answers_no_foreign_web_page(stack_home):
     endpoint = _embedded(stack_home, "moto")["endpoint"]
-    origin = {"Origin": "https://attacker.example"}
-    # The browser's preflight for a DynamoDB call from that page, then the call itself.
-    preflight = {**origin, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type,x-amz-target,authorization"}  # fmt: skip
-    call = {**origin, "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.ListTables",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, "
-                             "SignedHeaders=host, Signature=0"}  # fmt: skip
-    answers = [_moto_request(endpoint + "/", "OPTIONS", preflight),
-               _moto_request(endpoint + "/", "POST", call, b"{}"),
-               _moto_request(endpoint + "/moto-api/", "GET", origin)]  # fmt: skip
-    assert [status for status, _ in answers][1:] == [200, 200]  # it works, only a browser would not show it
-    for _, headers in answers:
-        assert not [name for name in headers if name.lower().startswith("access-control-allow")]
+    # The browser's preflight for a DynamoDB call from a page, then the call itself: from
+    # another site (refused by the guard), and from moto's own origin, which the guard lets
+    # through: with moto's global CORS on, both would be answered with Access-Control-Allow-*.
+    for origin, status in (("https://attacker.example", 403), (endpoint, 200)):
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type,x-amz-target,authorization"}  # fmt: skip
+        call = {"Origin": origin, "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "DynamoDB_20120810.ListTables",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, "
+                                 "SignedHeaders=host, Signature=0"}  # fmt: skip
+        answers = [_moto_request(endpoint + "/", "OPTIONS", preflight),
+                   _moto_request(endpoint + "/", "POST", call, b"{}"),
+                   _moto_request(endpoint + "/moto-api/", "GET", {"Origin": origin})]  # fmt: skip
+        assert [code for code, _ in answers][1:] == [status, status], origin
+        for _, headers in answers:
+            assert not [name for name in headers if name.lower().startswith("access-control-allow")], origin
+
+
+def test_moto_refuses_what_a_web_page_can_send_anyway(stack_home, clients):
+    """Simple requests (a form POST) need no preflight, and a rebound DNS name is same-origin."""
+    endpoint = _embedded(stack_home, "moto")["endpoint"]
+    port = endpoint.rsplit(":", 1)[1]
+    for headers in ({"Origin": "https://attacker.example", "Content-Type": "text/plain"},
+                    {"Origin": "null", "Content-Type": "text/plain"},
+                    {"Host": f"rebound.attacker.example:{port}"}):  # fmt: skip
+        assert _moto_request(endpoint + "/moto-api/reset", "POST", headers, b"")[0] == 403
+    assert clients.settings.behavior_table in clients.dynamodb().list_tables()["TableNames"]  # not reset
+    assert _moto_request(endpoint + "/moto-api/", "GET", {"Host": f"localhost:{port}"})[0] == 200
 
 
 def test_servers_do_not_inherit_our_environment(stack_home):
