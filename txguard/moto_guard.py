@@ -6,8 +6,9 @@ CORS being off only keeps a web page from reading the answers: a browser still s
 page's simple requests (a form POST, a no-cors fetch), so any page could POST
 ``/moto-api/reset`` (every table and bucket gone) or upload an object to S3. A page
 served under a name that resolves to 127.0.0.1 (DNS rebinding) is even same-origin.
-So requests whose ``Host`` is not this server's loopback address, or that carry the
-``Origin`` of another site, are refused; boto3 and the other clients send neither.
+So requests whose ``Host`` is not a loopback name (any port: a local proxy or tunnel in
+front of moto is fine), or that carry an ``Origin`` other than that host's own, are
+refused; boto3 and the other clients send ``Host: 127.0.0.1:<port>`` and no ``Origin``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from typing import Any
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def guarded(app: WsgiApp, port: int) -> WsgiApp:
-    """``app``, answering only requests addressed to 127.0.0.1/localhost:``port`` from no other site."""
-    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
-    origins = {f"http://{host}" for host in hosts}  # moto's own dashboard, /moto-api/
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def guarded(app: WsgiApp) -> WsgiApp:
+    """``app``, answering only requests addressed to a loopback name that no other site sent."""
 
     def guard(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST", "")
         origin = environ.get("HTTP_ORIGIN")
-        if environ.get("HTTP_HOST") not in hosts or (origin is not None and origin not in origins):
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        # An Origin equal to the Host is moto's own dashboard (/moto-api/) in a browser.
+        if name not in LOOPBACK_NAMES or (origin is not None and origin != f"http://{host}"):
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"refused: a request from a web page, or to another host name\n"]
         return app(environ, start_response)
@@ -45,7 +50,7 @@ def main(argv: list[str]) -> None:
     from werkzeug.serving import run_simple
 
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, guarded(app, port), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, guarded(app), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ def _call(headers: dict[str, str]) -> str:
 
     statuses = []
     environ = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
-    body = b"".join(guarded(app, 15000)(environ, lambda status, headers: statuses.append(status)))
+    body = b"".join(guarded(app)(environ, lambda status, headers: statuses.append(status)))
     return f"{statuses[0][:3]} {body.decode()[:7]}"
 
 
@@ -22,6 +22,8 @@ def _call(headers: dict[str, str]) -> str:
         {"Host": "127.0.0.1:15000"},  # boto3
         {"Host": "localhost:15000"},
         {"Host": "127.0.0.1:15000", "Origin": "http://127.0.0.1:15000"},  # moto's own dashboard
+        {"Host": "127.0.0.1:40001"},  # through a local proxy or tunnel
+        {"Host": "[::1]:15000"},
     ],
 )
 def test_the_local_clients_get_through(headers):
@@ -35,7 +37,8 @@ def test_the_local_clients_get_through(headers):
         {"Host": "127.0.0.1:15000", "Origin": "null"},  # a sandboxed frame, a file:// page
         {"Host": "127.0.0.1:15000", "Origin": "http://127.0.0.1:8080"},  # another local web server
         {"Host": "rebound.attacker.example:15000"},  # DNS rebinding: same-origin for the browser
-        {"Host": "127.0.0.1:15001"},
+        {"Host": "127.0.0.1.attacker.example:15000"},
+        {"Host": "localhost:15000", "Origin": "http://127.0.0.1:15000"},  # not the same origin
         {},
     ],
 )
