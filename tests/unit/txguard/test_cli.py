@@ -61,6 +61,34 @@ def test_printed_dsns_hide_the_password():
     )
 
 
+@pytest.mark.parametrize(
+    ("dsn", "printed"),
+    [
+        ("postgresql://u:p@ss@db/x", "postgresql://u:***@db/x"),  # a raw @ in the password: all of it hidden
+        ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
+        (
+            "postgresql://u@db/x?sslmode=require&password=s3cret&application_name=a",
+            "postgresql://u@db/x?sslmode=require&password=***&application_name=a",
+        ),
+        ("postgres://u@db/x?PASSWORD=s3cret", "postgres://u@db/x?PASSWORD=***"),
+        ("postgresql://u@db/x?sslpassword=s3cret", "postgresql://u@db/x?sslpassword=***"),
+        (
+            "postgresql://txguard@127.0.0.1:15432/txguard?passfile=/home/me/.txguard/postgres.pgpass",
+            "postgresql://txguard@127.0.0.1:15432/txguard?passfile=/home/me/.txguard/postgres.pgpass",
+        ),
+        ("host=db user=u password=s3cret dbname=x", "host=db user=u password=*** dbname=x"),
+        ("host=db password = 's3 c\\'ret' dbname=x", "host=db password = *** dbname=x"),
+        ("password=s3cret", "password=***"),
+        ("host=db sslpassword=s3cret", "host=db sslpassword=***"),
+        ("host=db user=u dbname=x", "host=db user=u dbname=x"),
+    ],
+)
+def test_printed_dsns_hide_the_password_in_every_form(dsn, printed):
+    from txguard.console import without_password
+
+    assert without_password(dsn) == printed
+
+
 def test_model_commands_list_promote_and_shadow_versions(capsys, tmp_path, kaggle_csv):
     home = ["--home", str(tmp_path)]
     assert main([*home, "model", "list"]) == 0
