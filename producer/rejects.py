@@ -18,6 +18,7 @@ import orjson
 
 from producer.cards import CardProtector, redact
 from producer.progress import ReplayStats
+from producer.source import LineDigest
 from schemas.events import DeadLetter
 from schemas.fields import PAN_PATTERN
 from streaming.deadletter import dead_letter
@@ -79,13 +80,15 @@ class Rejects:
         self.protector = protector
         self.quarantine = open_private(quarantine) if quarantine else None
 
-    def reject(self, line: int | None, raw: dict | str, reasons: list[str]) -> None:
+    def reject(self, line: int | None, raw: dict | str | LineDigest, reasons: list[str]) -> None:
         reason = redact("; ".join(reasons))  # a damage hint may quote the card number
         self.stats.rejected_rows += 1
         for r in reasons:
             self.stats.rejected[redact(r.split(" (")[0])] += 1
         record: dict[str, Any] = {"source": self.location, "line": line, "reason": reason}
-        if isinstance(raw, str):
+        if isinstance(raw, LineDigest):  # a line too long to read: never held whole
+            record["unparsed"] = {"bytes": raw.size, "sha256": raw.sha256}
+        elif isinstance(raw, str):
             record["unparsed"] = safe_line(raw, self.protector)
         else:
             record["row"] = safe_row(raw, self.protector)

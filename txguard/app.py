@@ -124,7 +124,7 @@ class App:
         from producer.source import CsvSource
 
         s3 = self.clients.s3() if location.startswith("s3://") else None
-        return CsvSource(location, s3_client=s3)
+        return CsvSource(location, s3_client=s3, max_line_bytes=self.settings.max_line_bytes)
 
     # --- training ------------------------------------------------------------------------
 

@@ -41,10 +41,17 @@ class Clients:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 200_000,
             "queue.buffering.max.kbytes": 64 * 1024,  # bounds the producer's memory
+            # One limit for every message txguard writes; the dead-letter writer and the
+            # consumer loop read it back from the producer (streaming.producer.message_limit).
+            "message.max.bytes": self.settings.max_message_bytes,
         }
         return ReportingProducer({**conf, **overrides})
 
     def consumer(self, group: str, **overrides) -> Consumer:
+        # Fetch at least one message of the largest size any txguard producer writes; the
+        # loop dead-letters a bigger one (from another producer) as a reference.
+        partition_fetch = max(8 << 20, self.settings.max_message_bytes)
+        fetch = max(64 << 20, self.settings.max_message_bytes)
         conf = {
             "bootstrap.servers": self.endpoints.kafka_bootstrap,
             "group.id": self.settings.namespaced(group),
@@ -55,8 +62,9 @@ class Clients:
             # Eager rebalancing: every partition is revoked and reassigned from its committed
             # offset, so a checkpoint that fails on revocation cannot strand processed events.
             "partition.assignment.strategy": "range",
-            "fetch.max.bytes": 64 << 20,
-            "max.partition.fetch.bytes": 8 << 20,
+            "fetch.max.bytes": fetch,
+            "max.partition.fetch.bytes": partition_fetch,
+            "receive.message.max.bytes": max(100_000_000, fetch + (1 << 20)),  # librdkafka: >= fetch + 512
         }
         return Consumer({**conf, **overrides})
 

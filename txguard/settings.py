@@ -8,8 +8,9 @@ override them by passing explicit keyword arguments. An endpoint left empty mean
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
@@ -42,6 +43,16 @@ class Settings(BaseSettings):
     card_token_key: SecretStr = SecretStr("")
     production: bool = False
 
+    # The largest Kafka message txguard writes or processes, key, value and headers
+    # included: the producers' message.max.bytes; consumers fetch at least this much per
+    # partition and dead-letter a bigger message as a reference (topic, partition, offset,
+    # size, sha256) instead of its bytes, as they do any dead letter that would not fit.
+    # librdkafka's default, within the Kafka broker's default limit (1 MiB).
+    max_message_bytes: int = Field(default=1_000_000, ge=64 * 1024)
+    # The longest CSV line the replay reads, in bytes: a longer one is quarantined as a
+    # reference (line, size, sha256), never held in memory whole.
+    max_line_bytes: int = Field(default=64 * 1024, ge=1024)
+
     # Consumer micro-batches.
     batch_size: int = Field(default=5000, ge=1)
     batch_wait_s: float = Field(default=0.5, gt=0)
@@ -73,6 +84,16 @@ class Settings(BaseSettings):
     # How long labels take to arrive (the replay's --label-delay-days): a retrain uses
     # only the labels of events at least this much older than its cut-off.
     label_delay_days: float = Field(default=7.0, ge=0)
+
+    @model_validator(mode="after")
+    def _an_accepted_row_fits_in_a_message(self) -> Self:
+        # A row's event JSON is at most twice its line (escaped quotes and backslashes)
+        # plus the fixed keys: every accepted row must be sendable.
+        if 2 * self.max_line_bytes + 4096 > self.max_message_bytes:
+            most = (self.max_message_bytes - 4096) // 2
+            raise ValueError(f"max_line_bytes ({self.max_line_bytes:,}) must be at most (max_message_bytes - 4096) / 2 "
+                             f"({most:,}): a row's event can be twice its line")  # fmt: skip
+        return self
 
     @property
     def pg_schema(self) -> str:
