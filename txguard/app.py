@@ -92,12 +92,15 @@ class App:
 
         return setup(self.clients)
 
-    def reset(self) -> dict[str, list[str]]:
-        """Delete and recreate the namespace's topics, schema and table (demo runs)."""
-        from txguard.clients import teardown
+    def reset(self, confirm_external: bool = False) -> dict[str, list[str]]:
+        """Delete and recreate the namespace's topics, schema and table (demo runs): only a
+        scratch namespace, and on external servers only with ``confirm_external``."""
+        from txguard.clients import TeardownRefused, reset
 
-        teardown(self.clients)
-        return self.setup()
+        try:
+            return reset(self.clients, confirm_external=confirm_external)
+        except TeardownRefused as exc:
+            raise AppError(str(exc)) from None
 
     # --- card data -----------------------------------------------------------------------
 

@@ -22,9 +22,23 @@ SETTING_FLAGS = ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namesp
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment first, explicit flags over it."""
+    """Environment first, explicit flags over it; a bad value is one line (an AppError)."""
+    from pydantic import ValidationError
+
     overrides = {key: value for key in SETTING_FLAGS if (value := getattr(args, key, None)) is not None}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise AppError(settings_problems(exc)) from None
+
+
+def settings_problems(exc) -> str:  # noqa: ANN001 - pydantic.ValidationError
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(message if not where or where in message else f"{where}: {message}")
+    return "; ".join(problems)
 
 
 def app_from(args: argparse.Namespace) -> App:
@@ -207,7 +221,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     options = DemoOptions(data=Path(args.data) if args.data else None, customers=args.customers,
                           months=args.months, train_fraction=args.train_fraction,
-                          labels=args.labels == "on")  # fmt: skip
+                          labels=args.labels == "on", reset_external=args.reset_external)  # fmt: skip
     return run_demo(settings_from(args), options)
 
 
@@ -341,6 +355,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-fraction", type=float, default=0.3, help="share of the timeline used for training")
     p.add_argument("--labels", choices=("on", "off"), default="on",
                    help="off: no labels in training nor replay (the unsupervised detectors alone)")  # fmt: skip
+    p.add_argument("--reset-external", action="store_true",
+                   help="the demo deletes and recreates its namespace (topics, schema, table): allow that on the "
+                   "external servers configured in settings too")  # fmt: skip
     p.set_defaults(func=cmd_demo)
     return ap
 
