@@ -156,7 +156,7 @@ def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | No
     print()
     dsn = console.without_password(app.clients.endpoints.postgres_dsn)
     if settings.pg_schema != "public":
-        dsn += ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{settings.pg_schema}"
+        dsn = console.with_search_path(dsn, settings.pg_schema)
     print(f"  chart:               {app.report(settings.home / 'demo_report.png', title='txguard demo')}")
     print("\nQuery the results:")
     print(f"  psql '{dsn}'")
