@@ -17,7 +17,7 @@ log = logging.getLogger("txguard")
 
 
 # Settings a flag may override (each command has some of them).
-SETTING_FLAGS = ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home",
+SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
                  "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days")  # fmt: skip
 
 
@@ -26,6 +26,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     from pydantic import ValidationError
 
     overrides = {key: value for key in SETTING_FLAGS if (value := getattr(args, key, None)) is not None}
+    if getattr(args, "postgres_dsn", None) is not None:
+        raise AppError("--postgres-dsn is not accepted: a command line is visible to every user (ps), password "
+                       "included. Set TXGUARD_POSTGRES_DSN, or use --postgres-dsn-file FILE")  # fmt: skip
+    if getattr(args, "postgres_dsn_file", None) is not None:
+        try:
+            overrides["postgres_dsn"] = args.postgres_dsn_file.read_text().strip()
+        except OSError as exc:
+            raise AppError(f"--postgres-dsn-file: cannot read {args.postgres_dsn_file} ({exc.strerror})") from None
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -258,7 +266,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--namespace", help="prefix for topics, the DynamoDB table and the PostgreSQL schema")
     ap.add_argument("--partitions", type=int, help="partitions per topic at setup")
     ap.add_argument("--kafka-bootstrap", help="external Kafka bootstrap servers")
-    ap.add_argument("--postgres-dsn", help="external PostgreSQL DSN")
+    # Refused with a pointer to these two: a DSN in argv shows its password in the process list.
+    ap.add_argument("--postgres-dsn", help=argparse.SUPPRESS)
+    ap.add_argument("--postgres-dsn-file", type=Path, metavar="FILE",
+                    help="file holding an external PostgreSQL DSN (or set TXGUARD_POSTGRES_DSN)")  # fmt: skip
     ap.add_argument("--dynamodb-endpoint", help="external DynamoDB endpoint URL")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
