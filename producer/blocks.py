@@ -49,7 +49,7 @@ def prepare_blocks(source: CsvSource, options: ReplayOptions, protector: CardPro
     """Read, scope, validate and encode block by block."""
     seen = TransNumSet()
     reported = 0
-    for chunk in source.chunks():
+    for chunk in source.chunks(line_hasher=protector.line_hasher):
         rejects: list[Reject] = [
             _malformed(bad) for bad in source.malformed[reported:]
             if bad.line is None or bad.line > options.resume_after_line

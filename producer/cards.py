@@ -106,7 +106,13 @@ class CardProtector:
         reversed by trying every number of the card's issuer; domain-separated from
         the tokens, so a line that is only a card number does not give its token.
         """
-        return hmac.new(self._key, b"txguard-line\x00" + data, hashlib.sha256).hexdigest()
+        hasher = self.line_hasher()
+        hasher.update(data)
+        return hasher.hexdigest()
+
+    def line_hasher(self) -> hmac.HMAC:
+        """A fresh :meth:`fingerprint` to feed piece by piece (a line too long to hold whole)."""
+        return hmac.new(self._key, b"txguard-line\x00", hashlib.sha256)
 
     def protect_many(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         """(tokens, masked) for a column of card numbers: each distinct one protected once."""

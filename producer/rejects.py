@@ -4,7 +4,8 @@ What is kept of a rejected row is built column by column, never from its text: t
 card number becomes its token and mask, names, street and job are dropped, the date
 of birth becomes a birth year, and every other value is scanned for card numbers
 (:func:`producer.cards.redact`). A line that could not be parsed is kept as its
-length and a keyed hash, not as text.
+length and a keyed hash, not as text; so is one too long to read (its size in bytes,
+its hash computed as it streamed past).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class Rejects:
             self.stats.rejected[redact(r.split(" (")[0])] += 1
         record: dict[str, Any] = {"source": self.location, "line": line, "reason": reason}
         if isinstance(raw, LineDigest):  # a line too long to read: never held whole
-            record["unparsed"] = {"bytes": raw.size, "sha256": raw.sha256}
+            record["unparsed"] = {"bytes": raw.size, "hmac_sha256": raw.fingerprint}
         elif isinstance(raw, str):
             record["unparsed"] = safe_line(raw, self.protector)
         else:

@@ -3,7 +3,7 @@
 Every value is read as text: validation decides what it means, so a spreadsheet's
 ``2.29E+15`` is rejected instead of being silently turned into a number. A line longer
 than ``max_line_bytes`` is never held whole: it is rejected by its line number, size
-and sha256.
+and hash.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import io
 import os
 import secrets
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -35,10 +35,10 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class LineDigest:
-    """A line too long to read: its size in bytes (without the newline) and sha256 stand for it."""
+    """A line too long to read: its size in bytes (without the newline) and hash stand for it."""
 
     size: int
-    sha256: str
+    fingerprint: str  # hex digest by the hasher given to CsvSource.chunks (the replay: keyed)
 
 
 @dataclass
@@ -84,12 +84,12 @@ class _LineGuard(io.RawIOBase):
     without a newline, is hashed as it streams past and costs no more memory.
     """
 
-    def __init__(self, raw: BinaryIO, limit: int, marker: bytes):
-        self.raw, self.limit, self.marker = raw, limit, marker + b"\n"
+    def __init__(self, raw: BinaryIO, limit: int, marker: bytes, hasher: Callable[[], Any]):
+        self.raw, self.limit, self.marker, self.hasher = raw, limit, marker + b"\n", hasher
         self.oversized: deque[LineDigest] = deque()
         self._ready = b""  # whole lines, to hand on
         self._partial = b""  # the start of the current line: at most ``limit`` bytes
-        self._skipping: Any = None  # the sha256 of the over-long line being passed over
+        self._skipping: Any = None  # the hash of the over-long line being passed over
         self._skipped = 0
         self._eof = False
 
@@ -148,8 +148,9 @@ class _LineGuard(io.RawIOBase):
         if last >= 0:  # whole lines in data[start:last + 1]
             for long_start, long_end in self._long_lines(data, start, last + 1):
                 out.append(view[start:long_start])
-                self.oversized.append(LineDigest(long_end - long_start,
-                                                 hashlib.sha256(view[long_start:long_end]).hexdigest()))  # fmt: skip
+                hasher = self.hasher()
+                hasher.update(view[long_start:long_end])
+                self.oversized.append(LineDigest(long_end - long_start, hasher.hexdigest()))
                 out.append(self.marker)
                 start = long_end + 1
             out.append(view[start : last + 1])
@@ -162,7 +163,9 @@ class _LineGuard(io.RawIOBase):
             self._partial += piece
             return
         if self._skipping is None:
-            self._skipping, self._skipped, self._partial = hashlib.sha256(self._partial), len(self._partial), b""
+            self._skipping, self._skipped = self.hasher(), len(self._partial)
+            self._skipping.update(self._partial)
+            self._partial = b""
         self._skipping.update(piece)
         self._skipped += len(piece)
 
@@ -225,16 +228,17 @@ class CsvSource:
         finally:
             raw.close()
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, line_hasher: Callable[[], Any] = hashlib.sha256) -> Iterator[Chunk]:
         """Yield blocks of rows; rows with the wrong number of fields, and lines longer than
-        ``max_line_bytes``, go to ``malformed``."""
+        ``max_line_bytes``, go to ``malformed`` (those with their size and their hash by
+        ``line_hasher``: the replay's is keyed, as a line may hold a card number)."""
         self._reader = _CountingReader(self._open())
         stream = io.BufferedReader(self._reader, buffer_size=1 << 20)
         header = _read_header(stream, self.max_line_bytes)
         names = _check_columns(header, self.location)
         # Stands for an over-long line in what the CSV reader sees; random, so no real line matches.
         marker = f"txguard-line-too-long-{secrets.token_hex(8)}"
-        guard = _LineGuard(cast(BinaryIO, stream), self.max_line_bytes, marker.encode())
+        guard = _LineGuard(cast(BinaryIO, stream), self.max_line_bytes, marker.encode(), line_hasher)
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
             # pyarrow counts the rows it sees from 1; the header was read off before it.
