@@ -21,7 +21,7 @@ from pathlib import Path
 
 from schemas.topics import TRANSACTIONS
 from txguard import stack
-from txguard.clients import Clients, setup, teardown
+from txguard.clients import Clients, reset
 from txguard.settings import Settings
 
 HERE = Path(__file__).parent
@@ -60,8 +60,7 @@ def _txguard(settings: Settings, *argv: str) -> list[str]:
 
 def _fresh(settings: Settings) -> Clients:
     clients = Clients(settings)
-    teardown(clients)
-    setup(clients)
+    reset(clients)
     return clients
 
 

@@ -13,10 +13,11 @@ import pyarrow.compute as pc
 from producer.cards import CardProtector
 from producer.encode import EncodedBlock, encode_events
 from producer.options import ReplayOptions
-from producer.source import CsvSource
+from producer.source import CsvSource, LineDigest, MalformedLine
 from producer.validate import TransNumSet, validate
 
-Reject = tuple[int | None, dict | str, list[str]]  # (line, the row or its text, reasons)
+# (line, the row, its text, or for an over-long line its size and hash; the reasons)
+Reject = tuple[int | None, dict | str | LineDigest, list[str]]
 
 
 @dataclass
@@ -48,12 +49,11 @@ def prepare_blocks(source: CsvSource, options: ReplayOptions, protector: CardPro
     """Read, scope, validate and encode block by block."""
     seen = TransNumSet()
     reported = 0
-    for chunk in source.chunks():
+    for chunk in source.chunks(line_hasher=protector.line_hasher):
         rejects: list[Reject] = [
-            (bad.line, bad.text, [bad.reason])
-            for bad in source.malformed[reported:]
+            _malformed(bad) for bad in source.malformed[reported:]
             if bad.line is None or bad.line > options.resume_after_line
-        ]
+        ]  # fmt: skip
         reported = len(source.malformed)
         scope = in_scope(chunk.batch, chunk.lines, options)
         batch = chunk.batch.filter(scope)
@@ -65,9 +65,13 @@ def prepare_blocks(source: CsvSource, options: ReplayOptions, protector: CardPro
         kept_lines = [ln for ln, ok in zip(lines, verdict.accepted.to_pylist(), strict=True) if ok]
         block = encode_events(batch.filter(verdict.accepted), kept_lines, protector)
         yield Prepared(rejects, chunk.batch.num_rows - batch.num_rows, block, source.bytes_read, source.total_bytes)
-    tail: list[Reject] = [(bad.line, bad.text, [bad.reason]) for bad in source.malformed[reported:]]
+    tail: list[Reject] = [_malformed(bad) for bad in source.malformed[reported:]]
     if tail:
         yield Prepared(tail, 0, None, source.bytes_read, source.total_bytes)
+
+
+def _malformed(bad: MalformedLine) -> Reject:
+    return bad.line, bad.digest or bad.text, [bad.reason]
 
 
 def prefetch(blocks: Iterator[Prepared], depth: int = 2) -> Iterator[Prepared]:

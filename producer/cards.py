@@ -12,7 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import unicodedata
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MIN_HIDDEN = 6  # digits a mask always hides
 SHOWN_FIRST, SHOWN_LAST = 6, 4  # at most; each only while MIN_HIDDEN stay hidden
@@ -68,20 +72,31 @@ def has_card_number(text: str) -> bool:
 
 
 class CardProtector:
-    """Tokenises card numbers with HMAC-SHA256 under a secret key; caches per card."""
+    """Tokenises card numbers with HMAC-SHA256 under a secret key.
 
-    def __init__(self, key: bytes):
+    The tokens of the last ``cache_size`` cards are cached (an HMAC costs several times a
+    lookup, and a card comes back every few rows), keyed by a BLAKE2b hash of the number
+    under a random key of this object: the cache holds no card number, and is bounded.
+    """
+
+    def __init__(self, key: bytes, cache_size: int = 1 << 16):
         if len(key) < 16:
             raise ValueError("the card token key must be at least 16 bytes")
         self._key = key
-        self._cache: dict[str, tuple[str, str]] = {}
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: dict[bytes, tuple[str, str]] = {}  # insertion order: the oldest card first
+        self._cache_size = cache_size
 
     def protect(self, pan: str) -> tuple[str, str]:
         """(token, masked) for one card number."""
-        hit = self._cache.get(pan)
+        number = pan.encode()
+        slot = hashlib.blake2b(number, key=self._cache_key, digest_size=16).digest()
+        hit = self._cache.get(slot)
         if hit is None:
-            token = hmac.new(self._key, pan.encode(), hashlib.sha256).hexdigest()[:32]
-            hit = self._cache[pan] = (token, mask(pan))
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            token = hmac.new(self._key, number, hashlib.sha256).hexdigest()[:32]
+            hit = self._cache[slot] = (token, mask(pan))
         return hit
 
     def fingerprint(self, data: bytes) -> str:
@@ -91,4 +106,20 @@ class CardProtector:
         reversed by trying every number of the card's issuer; domain-separated from
         the tokens, so a line that is only a card number does not give its token.
         """
-        return hmac.new(self._key, b"txguard-line\x00" + data, hashlib.sha256).hexdigest()
+        hasher = self.line_hasher()
+        hasher.update(data)
+        return hasher.hexdigest()
+
+    def line_hasher(self) -> hmac.HMAC:
+        """A fresh :meth:`fingerprint` to feed piece by piece (a line too long to hold whole)."""
+        return hmac.new(self._key, b"txguard-line\x00", hashlib.sha256)
+
+    def protect_many(self, pans: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+        """(tokens, masked) for a column of card numbers: each distinct one protected once."""
+        encoded = pc.dictionary_encode(pans)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        protected = [self.protect(pan) for pan in encoded.dictionary.to_pylist()]
+        tokens = pa.array([token for token, _ in protected], pa.string())
+        masked = pa.array([m for _, m in protected], pa.string())
+        return pc.take(tokens, encoded.indices), pc.take(masked, encoded.indices)

@@ -176,12 +176,10 @@ def encode_events(good: pa.RecordBatch, lines: list[int], protector: CardProtect
 
     The validated text of the CSV is published as is (numbers were checked to be
     valid JSON numbers), so nothing is re-rounded on the way; only the card number is
-    replaced. One Python step per row remains: the HMAC token (cached per card).
+    replaced. One Python step per distinct card of the block remains: its HMAC token.
     """
     columns = {name: good.column(name) for name in good.schema.names}
-    protected = [protector.protect(pan) for pan in columns["cc_num"].to_pylist()]
-    columns["card_token"] = pa.array([t for t, _ in protected], pa.string())
-    columns["card_masked"] = pa.array([m for _, m in protected], pa.string())
+    columns["card_token"], columns["card_masked"] = protector.protect_many(columns["cc_num"])
     event = TRANSACTION_JSON.render(columns)
     label = LABEL_JSON.render(columns)
     times = columns["trans_date_trans_time"]
@@ -190,7 +188,7 @@ def encode_events(good: pa.RecordBatch, lines: list[int], protector: CardProtect
     return EncodedBlock(
         lines=lines,
         event_ms=ms.to_pylist(),
-        keys=[t.encode() for t, _ in protected],
+        keys=[t.encode() for t in columns["card_token"].to_pylist()],
         events=[v.encode() for v in event.to_pylist()],
         labels=[v.encode() for v in label.to_pylist()],
         first_event=None if not good.num_rows else datetime.fromisoformat(bounds["min"].as_py()),

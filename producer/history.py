@@ -26,7 +26,7 @@ def load_history(source: CsvSource, protector: CardProtector, until: datetime | 
         good = chunk.batch.filter(validate(chunk.batch, seen).accepted)
         c = {name: good.column(name) for name in good.schema.names}
         frame = pd.DataFrame({
-            "card_token": [protector.protect(p)[0] for p in c["cc_num"].to_pylist()],
+            "card_token": protector.protect_many(c["cc_num"])[0].to_pylist(),
             "event_time": pd.to_datetime(c["trans_date_trans_time"].to_pylist()),
             "amt": pc.cast(c["amt"], pa.float64()).to_numpy(),
             "category": c["category"].to_pylist(),

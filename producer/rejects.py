@@ -4,7 +4,8 @@ What is kept of a rejected row is built column by column, never from its text: t
 card number becomes its token and mask, names, street and job are dropped, the date
 of birth becomes a birth year, and every other value is scanned for card numbers
 (:func:`producer.cards.redact`). A line that could not be parsed is kept as its
-length and a keyed hash, not as text.
+length and a keyed hash, not as text; so is one too long to read (its size in bytes,
+its hash computed as it streamed past).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from producer.cards import CardProtector, redact
 from producer.progress import ReplayStats
+from producer.source import LineDigest
 from schemas.events import DeadLetter
 from schemas.fields import PAN_PATTERN
 from streaming.deadletter import dead_letter
@@ -79,13 +81,15 @@ class Rejects:
         self.protector = protector
         self.quarantine = open_private(quarantine) if quarantine else None
 
-    def reject(self, line: int | None, raw: dict | str, reasons: list[str]) -> None:
+    def reject(self, line: int | None, raw: dict | str | LineDigest, reasons: list[str]) -> None:
         reason = redact("; ".join(reasons))  # a damage hint may quote the card number
         self.stats.rejected_rows += 1
         for r in reasons:
             self.stats.rejected[redact(r.split(" (")[0])] += 1
         record: dict[str, Any] = {"source": self.location, "line": line, "reason": reason}
-        if isinstance(raw, str):
+        if isinstance(raw, LineDigest):  # a line too long to read: never held whole
+            record["unparsed"] = {"bytes": raw.size, "hmac_sha256": raw.fingerprint}
+        elif isinstance(raw, str):
             record["unparsed"] = safe_line(raw, self.protector)
         else:
             record["row"] = safe_row(raw, self.protector)

@@ -195,7 +195,8 @@ class DeadLetter(BaseModel):
     """Where a dead-lettered record came from and why: the headers of every record on
     the dead-letter topic, whether a producer rejected an input row or a service
     could not use a message. The record's value is the rejected row (as JSON) or the
-    message's original bytes."""
+    message's original bytes; or, for one too large to carry (``size`` and ``sha256``
+    set), a JSON reference to it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -206,6 +207,10 @@ class DeadLetter(BaseModel):
     line: int | None = Field(default=None, description="Line of the input file.")
     error_class: str = Field(description="Kind of failure, for counting.")
     reason: str = Field(description="What was wrong, in words.")
+    # Set when the record was too large to carry: the value is then a small JSON reference
+    # (where it came from, its size and hash), not the record itself.
+    size: int | None = Field(default=None, description="Bytes of the record left out (the value is a reference).")
+    sha256: str | None = Field(default=None, description="sha256 (hex) of the record left out.")
 
     HEADER_LIMIT: ClassVar[int] = 2000
 

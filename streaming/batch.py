@@ -15,11 +15,16 @@ from confluent_kafka import KafkaError, Message, Producer
 from schemas.events import DeadLetter
 from streaming.deadletter import dead_letter
 from streaming.message import offset_of, partition_of, topic_of
+from streaming.producer import message_limit
 from streaming.retry import Retry, first_line
 from streaming.service import Decoded, Rewind, Service
 from streaming.stats import LoopStats
 
 log = logging.getLogger(__name__)
+
+
+class MessageTooLarge(Exception):
+    """A message beyond the size limit: not decoded, dead-lettered as a reference."""
 
 
 class BatchProcessor:
@@ -28,6 +33,9 @@ class BatchProcessor:
     def __init__(self, service: Service, producer: Producer, dlq_topic: str, retry: Retry, stats: LoopStats):
         self.service, self.producer, self.dlq_topic = service, producer, dlq_topic
         self.retry, self.stats = retry, stats
+        # The producers' limit (one setting): anything bigger was not written by txguard,
+        # is not parsed, and could not be dead-lettered whole.
+        self.max_message_bytes = message_limit(producer)
 
     def decode(self, messages: list[Message]) -> tuple[list[Decoded], dict[tuple[str, int], int]]:
         """The decoded messages, and the next offset of every partition seen (dead letters included)."""
@@ -40,6 +48,11 @@ class BatchProcessor:
                     log.error("consume error: %s", error)
                 continue
             offsets[(topic_of(message), partition_of(message))] = offset_of(message) + 1
+            size = len(message.value() or b"") + len(message.key() or b"")
+            if size > self.max_message_bytes:
+                too_large = f"{size:,} bytes, over the {self.max_message_bytes:,}-byte message limit: not processed"
+                self.dead_letter(message, MessageTooLarge(too_large))
+                continue
             try:
                 batch.append(Decoded(message, self.service.decode(message)))
             except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault

@@ -9,12 +9,18 @@ from confluent_kafka import KafkaError, Message, Producer
 
 log = logging.getLogger(__name__)
 
+# librdkafka's default message.max.bytes: a producer refuses a bigger message (key, value
+# and headers) at produce() with MSG_SIZE_TOO_LARGE.
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+
 
 class ReportingProducer(Producer):
-    """A Producer that logs and counts failed deliveries (librdkafka reports only those)."""
+    """A Producer that logs and counts failed deliveries (librdkafka reports only those),
+    and says how large a message it accepts (``message.max.bytes``)."""
 
     def __init__(self, conf: dict[str, Any]):
         self.failed = 0
+        self.max_message_bytes = int(conf.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
         super().__init__({**conf, "on_delivery": self._on_delivery, "delivery.report.only.error": True})
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -40,3 +46,8 @@ def delivery_errors(producer: Producer) -> int:
     """Failed deliveries so far, if the producer counts them (:class:`ReportingProducer`)."""
     counter = getattr(producer, "delivery_errors", None)
     return int(counter()) if counter is not None else 0
+
+
+def message_limit(producer: Producer) -> int:
+    """The largest message ``producer`` sends, key, value and headers included."""
+    return int(getattr(producer, "max_message_bytes", DEFAULT_MESSAGE_MAX_BYTES))

@@ -64,6 +64,29 @@ class DeadLetterSummary:
     latest: list[DeadLetter] = field(default_factory=list)
 
 
+def create_private_file(path: Path, text: str) -> None:
+    """Write ``path`` once, mode 0600 from its creation, in a directory created 0700.
+
+    The text goes to a temporary file opened with O_EXCL and mode 0600, then is linked to
+    ``path``: there is no moment when ``path`` exists with other permissions or half
+    written, and if another process created ``path`` meanwhile, its file is kept.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won: every process uses its file
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 class App:
     """Builds clients, services, the replay and training from settings."""
 
@@ -92,12 +115,15 @@ class App:
 
         return setup(self.clients)
 
-    def reset(self) -> dict[str, list[str]]:
-        """Delete and recreate the namespace's topics, schema and table (demo runs)."""
-        from txguard.clients import teardown
+    def reset(self, confirm_external: bool = False) -> dict[str, list[str]]:
+        """Delete and recreate the namespace's topics, schema and table (demo runs): only a
+        scratch namespace, and on external servers only with ``confirm_external``."""
+        from txguard.clients import TeardownRefused, reset
 
-        teardown(self.clients)
-        return self.setup()
+        try:
+            return reset(self.clients, confirm_external=confirm_external)
+        except TeardownRefused as exc:
+            raise AppError(str(exc)) from None
 
     # --- card data -----------------------------------------------------------------------
 
@@ -110,8 +136,9 @@ class App:
             raise AppError("TXGUARD_CARD_TOKEN_KEY is not set: production mode will not invent a key")
         path = self.settings.home / "card_token.key"
         if not path.exists():
-            self.settings.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
+            create_private_file(path, secrets.token_hex(32))
+        elif path.stat().st_mode & 0o077:
+            log.warning("%s was readable by others: made private (0600)", path)
             path.chmod(0o600)
         return path.read_text().strip().encode()
 
@@ -124,7 +151,7 @@ class App:
         from producer.source import CsvSource
 
         s3 = self.clients.s3() if location.startswith("s3://") else None
-        return CsvSource(location, s3_client=s3)
+        return CsvSource(location, s3_client=s3, max_line_bytes=self.settings.max_line_bytes)
 
     # --- training ------------------------------------------------------------------------
 

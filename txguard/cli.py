@@ -17,14 +17,36 @@ log = logging.getLogger("txguard")
 
 
 # Settings a flag may override (each command has some of them).
-SETTING_FLAGS = ("kafka_bootstrap", "postgres_dsn", "dynamodb_endpoint", "namespace", "partitions", "home",
+SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
                  "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment first, explicit flags over it."""
+    """Environment first, explicit flags over it; a bad value is one line (an AppError)."""
+    from pydantic import ValidationError
+
     overrides = {key: value for key in SETTING_FLAGS if (value := getattr(args, key, None)) is not None}
-    return Settings(**overrides)
+    if getattr(args, "postgres_dsn", None) is not None:
+        raise AppError("--postgres-dsn is not accepted: a command line is visible to every user (ps), password "
+                       "included. Set TXGUARD_POSTGRES_DSN, or use --postgres-dsn-file FILE")  # fmt: skip
+    if getattr(args, "postgres_dsn_file", None) is not None:
+        try:
+            overrides["postgres_dsn"] = args.postgres_dsn_file.read_text().strip()
+        except OSError as exc:
+            raise AppError(f"--postgres-dsn-file: cannot read {args.postgres_dsn_file} ({exc.strerror})") from None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise AppError(settings_problems(exc)) from None
+
+
+def settings_problems(exc) -> str:  # noqa: ANN001 - pydantic.ValidationError
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(message if not where or where in message else f"{where}: {message}")
+    return "; ".join(problems)
 
 
 def app_from(args: argparse.Namespace) -> App:
@@ -207,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     options = DemoOptions(data=Path(args.data) if args.data else None, customers=args.customers,
                           months=args.months, train_fraction=args.train_fraction,
-                          labels=args.labels == "on")  # fmt: skip
+                          labels=args.labels == "on", reset_external=args.reset_external)  # fmt: skip
     return run_demo(settings_from(args), options)
 
 
@@ -244,7 +266,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--namespace", help="prefix for topics, the DynamoDB table and the PostgreSQL schema")
     ap.add_argument("--partitions", type=int, help="partitions per topic at setup")
     ap.add_argument("--kafka-bootstrap", help="external Kafka bootstrap servers")
-    ap.add_argument("--postgres-dsn", help="external PostgreSQL DSN")
+    # Refused with a pointer to these two: a DSN in argv shows its password in the process list.
+    ap.add_argument("--postgres-dsn", help=argparse.SUPPRESS)
+    ap.add_argument("--postgres-dsn-file", type=Path, metavar="FILE",
+                    help="file holding an external PostgreSQL DSN (or set TXGUARD_POSTGRES_DSN)")  # fmt: skip
     ap.add_argument("--dynamodb-endpoint", help="external DynamoDB endpoint URL")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -341,6 +366,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-fraction", type=float, default=0.3, help="share of the timeline used for training")
     p.add_argument("--labels", choices=("on", "off"), default="on",
                    help="off: no labels in training nor replay (the unsupervised detectors alone)")  # fmt: skip
+    p.add_argument("--reset-external", action="store_true",
+                   help="the demo deletes and recreates its namespace (topics, schema, table): allow that on the "
+                   "external servers configured in settings too")  # fmt: skip
     p.set_defaults(func=cmd_demo)
     return ap
 

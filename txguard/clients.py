@@ -15,10 +15,19 @@ from psycopg2 import sql
 from schemas.behavior import table_definition
 from schemas.topics import ALL_TOPICS
 from streaming.producer import ReportingProducer
-from txguard.settings import SERVICE_NAMES, Settings
+from txguard.settings import DEMO_NAMESPACE, SERVICE_NAMES, Settings
 from txguard.stack import Endpoints, endpoints
 
 log = logging.getLogger(__name__)
+
+# The comment a reset puts on its PostgreSQL schema: a teardown drops no schema without it.
+SCRATCH_MARK = "txguard scratch namespace: txguard demo deletes and recreates it"
+# The demo's and the benchmarks' own namespaces: theirs even unmarked (made before the mark).
+SCRATCH_NAMESPACES = (DEMO_NAMESPACE, "bench")
+
+
+class TeardownRefused(Exception):
+    """A teardown that could delete data that is not the demo's: nothing was deleted."""
 
 
 class Clients:
@@ -41,10 +50,17 @@ class Clients:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 200_000,
             "queue.buffering.max.kbytes": 64 * 1024,  # bounds the producer's memory
+            # One limit for every message txguard writes; the dead-letter writer and the
+            # consumer loop read it back from the producer (streaming.producer.message_limit).
+            "message.max.bytes": self.settings.max_message_bytes,
         }
         return ReportingProducer({**conf, **overrides})
 
     def consumer(self, group: str, **overrides) -> Consumer:
+        # Fetch at least one message of the largest size any txguard producer writes; the
+        # loop dead-letters a bigger one (from another producer) as a reference.
+        partition_fetch = max(8 << 20, self.settings.max_message_bytes)
+        fetch = max(64 << 20, self.settings.max_message_bytes)
         conf = {
             "bootstrap.servers": self.endpoints.kafka_bootstrap,
             "group.id": self.settings.namespaced(group),
@@ -55,8 +71,9 @@ class Clients:
             # Eager rebalancing: every partition is revoked and reassigned from its committed
             # offset, so a checkpoint that fails on revocation cannot strand processed events.
             "partition.assignment.strategy": "range",
-            "fetch.max.bytes": 64 << 20,
-            "max.partition.fetch.bytes": 8 << 20,
+            "fetch.max.bytes": fetch,
+            "max.partition.fetch.bytes": partition_fetch,
+            "receive.message.max.bytes": max(100_000_000, fetch + (1 << 20)),  # librdkafka: >= fetch + 512
         }
         return Consumer({**conf, **overrides})
 
@@ -160,11 +177,47 @@ def create_behavior_table(clients: Clients) -> list[str]:
     return [name]
 
 
-def teardown(clients: Clients) -> None:
-    """Delete the namespace's topics, PostgreSQL schema and DynamoDB table (demo resets)."""
+def external_endpoints(settings: Settings) -> list[str]:
+    """The servers that come from settings rather than the embedded stack."""
+    configured = (("Kafka", settings.kafka_bootstrap), ("PostgreSQL", settings.postgres_dsn.get_secret_value()),
+                  ("DynamoDB", settings.dynamodb_endpoint))  # fmt: skip
+    return [name for name, value in configured if value]
+
+
+def reset(clients: Clients, *, confirm_external: bool = False) -> dict[str, list[str]]:
+    """Delete and recreate a scratch namespace (the demo's): :func:`teardown`, then :func:`setup`,
+    and mark the new schema as scratch so the next reset may drop it."""
+    teardown(clients, confirm_external=confirm_external)
+    created = setup(clients)
+    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.Identifier(clients.settings.pg_schema),
+                                                                     sql.Literal(SCRATCH_MARK)))  # fmt: skip
+    finally:
+        conn.close()
+    return created
+
+
+def teardown(clients: Clients, *, confirm_external: bool = False) -> None:
+    """Delete the namespace's topics, PostgreSQL schema and DynamoDB table (demo resets).
+
+    Refused before anything is deleted: for the default namespace; when an endpoint is
+    external (configured in settings) unless ``confirm_external``; and when the schema
+    exists but was not made by :func:`reset` (no scratch mark), unless it is one of
+    ``SCRATCH_NAMESPACES``.
+    """
     settings = clients.settings
     if not settings.namespace:
-        raise ValueError("refusing to tear down the default namespace")
+        raise TeardownRefused("refusing to tear down the default namespace")
+    external = external_endpoints(settings)
+    if external and not confirm_external:
+        raise TeardownRefused(
+            f"refusing to reset namespace {settings.namespace!r} on the external {', '.join(external)} from the "
+            "settings: it deletes that namespace's topics, schema and table there. Confirm with "
+            "`txguard demo --reset-external`, or unset the TXGUARD_* endpoints to use the embedded stack"
+        )
+    _check_scratch_schema(clients)
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [settings.topic(t) for t in ALL_TOPICS if settings.topic(t) in existing]
@@ -188,3 +241,21 @@ def teardown(clients: Clients) -> None:
         ddb.get_waiter("table_not_exists").wait(TableName=settings.behavior_table)
     except ddb.exceptions.ResourceNotFoundException:
         pass
+
+
+def _check_scratch_schema(clients: Clients) -> None:
+    """Raise :class:`TeardownRefused` if the namespace's schema exists and is not a scratch one."""
+    schema = clients.settings.pg_schema
+    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (schema,))
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    if row is not None and row[0] != SCRATCH_MARK and schema not in SCRATCH_NAMESPACES:
+        raise TeardownRefused(
+            f"refusing to drop PostgreSQL schema {schema!r}: `txguard demo` did not create it (it has no scratch "
+            "mark), so it may hold data that is not the demo's. Run the demo in another namespace, or drop the "
+            "schema yourself if it is scratch"
+        )

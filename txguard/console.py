@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from producer.progress import ReplayStats
@@ -12,20 +12,54 @@ if TYPE_CHECKING:
     from txguard.stack import Endpoints
 
 
-# libpq's two DSN forms. A URI's password runs to its user info's '@' (to the last one
-# before a '/', so that a raw '@' in a password does not leak the rest); its query may
-# also carry password= (or sslpassword=, the client key's passphrase). A key=value
-# string's value is a word or a quoted string.
-_URI_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^/]*@")
-_URI_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
-_KEYWORD_PASSWORD = re.compile(r"(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
+SECRET_PARAMETERS = ("password", "sslpassword")  # libpq connection parameters never printed
 
 
 def without_password(dsn: str) -> str:
-    """A DSN fit to print: every password in it, in either form libpq reads, replaced."""
+    """A DSN fit to print: every password replaced by ``***``.
+
+    libpq's own parser (``parse_dsn``) says what the secrets are, in either form: a URL
+    (``user:password@`` or ``?password=``) keeps its form, a ``key=value`` string is
+    rebuilt by ``make_dsn``. A DSN that does not parse is not printed at all.
+    """
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    try:
+        params = parse_dsn(dsn)
+    except ProgrammingError:
+        return "(not shown: the DSN does not parse)"
+    if not any(name in params for name in SECRET_PARAMETERS):
+        return dsn
     if "://" in dsn:
-        return _URI_QUERY_PASSWORD.sub(r"\1***", _URI_USERINFO_PASSWORD.sub(r"\1***@", dsn))
-    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
+        masked = _url_without_password(dsn)
+        try:
+            if all(parse_dsn(masked).get(name) in (None, "***") for name in SECRET_PARAMETERS):
+                return masked
+        except ProgrammingError:
+            pass  # an odd URL: printed in key=value form below
+    return make_dsn(**{name: "***" if name in SECRET_PARAMETERS else value for name, value in params.items()})
+
+
+def _url_without_password(url: str) -> str:
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}" if at and ":" in userinfo else parts.netloc
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name in SECRET_PARAMETERS for name, _ in pairs):
+        # quote, not quote_plus: libpq does not read + as a space
+        query = urlencode([(n, "***" if n in SECRET_PARAMETERS else v) for n, v in pairs], safe="*", quote_via=quote)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """``dsn`` that starts a session in ``schema`` (for psql), in the DSN's own form."""
+    if "://" in dsn:
+        return dsn + ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{schema}"
+    from psycopg2.extensions import make_dsn
+
+    return make_dsn(dsn, options=f"-csearch_path={schema}")
 
 
 def endpoints_text(ep: Endpoints) -> str:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from txguard import console
 from txguard.app import App, ReplayRequest
-from txguard.settings import Settings
+from txguard.settings import DEMO_NAMESPACE, Settings
 from txguard.supervisor import start_services, stop_services, wait_until_ready
 
 REAL_FILE = Path("data/credit_card_transactions.csv")
 SAMPLE_FILE = Path("data/sample_transactions.csv")
-DEMO_NAMESPACE = "demo"
 STALL_S = 60
 EXAMPLE_QUERIES = """\
   SELECT * FROM alerts ORDER BY score DESC LIMIT 20;
@@ -34,6 +33,7 @@ class DemoOptions:
     months: int = 8
     train_fraction: float = 0.3
     labels: bool = True  # False: no label ever arrives (unsupervised only: training and replay)
+    reset_external: bool = False  # reset the namespace on servers configured in settings too
 
 
 def data_file(options: DemoOptions) -> Path:
@@ -75,7 +75,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     app = App(settings)
     print("== 1/5 embedded stack")
     print(console.endpoints_text(app.stack_up()))
-    app.reset()
+    app.reset(confirm_external=options.reset_external)
     print(f"  namespace {settings.namespace!r}: topics {settings.namespaced('transactions')}, ..., "
           f"PostgreSQL schema {settings.pg_schema}, DynamoDB table {settings.behavior_table}")  # fmt: skip
 
@@ -156,7 +156,7 @@ def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | No
     print()
     dsn = console.without_password(app.clients.endpoints.postgres_dsn)
     if settings.pg_schema != "public":
-        dsn += ("&" if "?" in dsn else "?") + f"options=-csearch_path%3D{settings.pg_schema}"
+        dsn = console.with_search_path(dsn, settings.pg_schema)
     print(f"  chart:               {app.report(settings.home / 'demo_report.png', title='txguard demo')}")
     print("\nQuery the results:")
     print(f"  psql '{dsn}'")

@@ -7,9 +7,11 @@ override them by passing explicit keyword arguments. An endpoint left empty mean
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
@@ -17,6 +19,13 @@ from schemas.topics import TopicSpec
 # Every consumer service. `txguard run` and the demo start the first three; the retrainer
 # only when there is something for it to act on (TXGUARD_RETRAIN_*).
 SERVICE_NAMES: tuple[str, ...] = ("persist", "scorer", "learner", "retrainer")
+
+# A namespace names Kafka topics and consumer groups, a PostgreSQL schema (identifiers
+# longer than 63 bytes are truncated, so long names would collide) and files under
+# ``home``: lowercase letters, digits and _, a letter first, at most 41 characters.
+NAMESPACE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,40}")
+# The demo's own namespace: ``txguard demo`` works (and resets) there unless told otherwise.
+DEMO_NAMESPACE = "demo"
 
 
 class Settings(BaseSettings):
@@ -32,8 +41,9 @@ class Settings(BaseSettings):
     # Where the embedded stack keeps its state (PostgreSQL data directory, pids, keys).
     home: Path = Path(".txguard")
 
-    # Namespace: prefixes topics and the DynamoDB table, and names the PostgreSQL schema.
-    # Tests use a fresh one each; production leaves it empty (schema "public").
+    # Namespace: prefixes topics and the DynamoDB table, and names the PostgreSQL schema
+    # (NAMESPACE_PATTERN; public, information_schema and pg_* refused). Tests use a fresh
+    # one each; production leaves it empty (schema "public").
     namespace: str = ""
     partitions: int = Field(default=4, ge=1)
 
@@ -41,6 +51,16 @@ class Settings(BaseSettings):
     # demo generates one and keeps it under ``home``.
     card_token_key: SecretStr = SecretStr("")
     production: bool = False
+
+    # The largest Kafka message txguard writes or processes, key, value and headers
+    # included: the producers' message.max.bytes; consumers fetch at least this much per
+    # partition and dead-letter a bigger message as a reference (topic, partition, offset,
+    # size, sha256) instead of its bytes, as they do any dead letter that would not fit.
+    # librdkafka's default, within the Kafka broker's default limit (1 MiB).
+    max_message_bytes: int = Field(default=1_000_000, ge=64 * 1024)
+    # The longest CSV line the replay reads, in bytes: a longer one is quarantined as a
+    # reference (line, size, sha256), never held in memory whole.
+    max_line_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # Consumer micro-batches.
     batch_size: int = Field(default=5000, ge=1)
@@ -73,6 +93,27 @@ class Settings(BaseSettings):
     # How long labels take to arrive (the replay's --label-delay-days): a retrain uses
     # only the labels of events at least this much older than its cut-off.
     label_delay_days: float = Field(default=7.0, ge=0)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_safe(cls, name: str) -> str:
+        if name and not NAMESPACE_PATTERN.fullmatch(name):
+            raise ValueError(f"namespace {name!r} is not allowed: use 1-41 lowercase letters, digits or _, starting "
+                             "with a letter (it names topics, a PostgreSQL schema and files)")  # fmt: skip
+        if name in ("public", "information_schema") or name.startswith("pg_"):
+            raise ValueError(f"namespace {name!r} is reserved by PostgreSQL (public, information_schema, pg_*): "
+                             "choose another name, or none for the default namespace")  # fmt: skip
+        return name
+
+    @model_validator(mode="after")
+    def _an_accepted_row_fits_in_a_message(self) -> Self:
+        # A row's event JSON is at most twice its line (escaped quotes and backslashes)
+        # plus the fixed keys: every accepted row must be sendable.
+        if 2 * self.max_line_bytes + 4096 > self.max_message_bytes:
+            most = (self.max_message_bytes - 4096) // 2
+            raise ValueError(f"max_line_bytes ({self.max_line_bytes:,}) must be at most (max_message_bytes - 4096) / 2 "
+                             f"({most:,}): a row's event can be twice its line")  # fmt: skip
+        return self
 
     @property
     def pg_schema(self) -> str:

@@ -519,12 +519,52 @@ def endpoints(settings: Settings) -> Endpoints:
     )
 
 
+def _command_line(pid: int) -> list[str] | None:
+    """The arguments of process ``pid``; None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None  # a /proc without the pid: gone
+    except OSError:
+        pass
+    result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)  # no /proc
+    return result.stdout.split() or None
+
+
+def _still_ours(name: str, entry: dict) -> bool:
+    """Whether the recorded pid is still the server this stack started, and not a program
+    that got the same pid since (after a reboot, or once the server died): its command
+    line names what was started (the listener, the port, the data directory)."""
+    args = _command_line(entry["pid"])
+    if args is None:
+        return False
+    pairs = set(zip(args, args[1:], strict=False))
+    if name == "kafka":
+        return f"tcp://{entry.get('bootstrap')}" in args
+    if name == "moto":
+        return "moto.server" in args and ("-p", str(entry.get("endpoint", "")).rsplit(":", 1)[-1]) in pairs
+    if name == "postgres":
+        return ("-D", str(entry.get("datadir"))) in pairs
+    return False
+
+
 def down(settings: Settings) -> list[str]:
-    """Stop the servers this stack started; return what was stopped."""
+    """Stop the servers this stack started; return what was stopped.
+
+    A recorded pid that now belongs to another program is not signalled (the record is
+    dropped all the same).
+    """
+    import logging
+
     state = _read_state(settings)
     stopped = []
     for name, entry in state.items():
         if not _alive(entry.get("pid")):
+            continue
+        if not _still_ours(name, entry):
+            why = "is no longer the server this stack started: not stopping it"
+            logging.getLogger(__name__).warning("%s: pid %s %s", name, entry["pid"], why)
             continue
         if name == "postgres":
             _stop_postgres(entry)

@@ -82,3 +82,25 @@ def test_a_run_of_more_than_19_digits_is_hidden_entirely():
 def test_letters_end_a_run_and_short_numbers_stay():
     text = "zip 28654 lat 36.0788 amt 12.50 line 2019-01-01"
     assert redact(text) == text and not has_card_number(text)
+
+
+def test_the_token_cache_holds_no_card_number_and_is_bounded():
+    pans = [f"4{n:015d}" for n in range(10)]
+    protector, uncached = CardProtector(b"k" * 32, cache_size=3), CardProtector(b"k" * 32)
+    first = [protector.protect(p) for p in pans + pans[:2]]
+    assert first == [uncached.protect(p) for p in pans + pans[:2]]  # evicted cards get the same token again
+    cache = protector._cache
+    assert len(cache) == 3
+    assert all(isinstance(slot, bytes) and len(slot) == 16 for slot in cache)
+    held = repr(cache).encode() + b"".join(cache)
+    assert not any(p.encode() in held or p[-10:].encode() in held for p in pans)  # only the masked form
+
+
+def test_a_column_of_card_numbers_is_protected_card_by_card():
+    import pyarrow as pa
+
+    protector = CardProtector(b"k" * 32)
+    pans = ["2703186189652095", "4" * 16, "2703186189652095", "630423337322"]
+    for column in (pa.array(pans), pa.chunked_array([pans[:1], pans[1:]])):
+        tokens, masked = protector.protect_many(column)
+        assert list(zip(tokens.to_pylist(), masked.to_pylist(), strict=True)) == [protector.protect(p) for p in pans]

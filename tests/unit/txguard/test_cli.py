@@ -70,14 +70,14 @@ def test_printed_dsns_hide_the_password():
             "postgresql://u@db/x?sslmode=require&password=s3cret&application_name=a",
             "postgresql://u@db/x?sslmode=require&password=***&application_name=a",
         ),
-        ("postgres://u@db/x?PASSWORD=s3cret", "postgres://u@db/x?PASSWORD=***"),
+        ("postgres://u@db/x?PASSWORD=s3cret", "(not shown: the DSN does not parse)"),  # libpq refuses it too
         ("postgresql://u@db/x?sslpassword=s3cret", "postgresql://u@db/x?sslpassword=***"),
         (
             "postgresql://txguard@127.0.0.1:15432/txguard?passfile=/home/me/.txguard/postgres.pgpass",
             "postgresql://txguard@127.0.0.1:15432/txguard?passfile=/home/me/.txguard/postgres.pgpass",
         ),
-        ("host=db user=u password=s3cret dbname=x", "host=db user=u password=*** dbname=x"),
-        ("host=db password = 's3 c\\'ret' dbname=x", "host=db password = *** dbname=x"),
+        ("host=db user=u password=s3cret dbname=x", "user=u password=*** dbname=x host=db"),  # rebuilt by libpq
+        ("host=db password = 's3 c\\'ret' dbname=x", "password=*** dbname=x host=db"),
         ("password=s3cret", "password=***"),
         ("host=db sslpassword=s3cret", "host=db sslpassword=***"),
         ("host=db user=u dbname=x", "host=db user=u dbname=x"),
