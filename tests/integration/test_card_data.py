@@ -31,6 +31,7 @@ from schemas.fields import CARD_MASKED_PATTERN
 from schemas.topics import ALERTS, ALL_TOPICS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import pg_count, pg_query, read_topic, wait_for
+from tests.unit.producer.test_rejects import digit_strings
 
 pytestmark = pytest.mark.integration
 KAGGLE = FIXTURES / "kaggle_rows2301_2900.csv"
@@ -76,18 +77,6 @@ def hostile_rows(rows: list[list[str]], col: dict[str, int]) -> tuple[list[str],
     ragged = next(p)
     rows[40].insert(col["merchant"], grouped(ragged, " ").replace(" ", "\n"))  # an extra field: a ragged line
     return pans, len(rejected) + 1  # and the ragged line
-
-
-def digit_strings(value: object) -> list[str]:
-    """Every scalar of a JSON document, NFKC-normalised, reduced to its digits."""
-    if isinstance(value, dict):
-        return [d for v in value.values() for d in digit_strings(v)]
-    if isinstance(value, list):
-        return [d for v in value for d in digit_strings(v)]
-    if value is None:
-        return []
-    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-    return ["".join(c for c in unicodedata.normalize("NFKC", text) if c.isdecimal())]
 
 
 def as_json(value: bytes | None) -> object:

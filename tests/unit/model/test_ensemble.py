@@ -4,7 +4,7 @@ had arrived, the unsupervised fallback, the alert budget, explanations from cont
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -14,25 +14,9 @@ from model.explain import PHRASES, EventContext
 from model.features import FEATURE_NAMES
 from model.scale import NinesScale, unit_score
 from model.train import feature_matrix, train
-from producer.cards import CardProtector
-from producer.generator import generate
 from producer.history import load_history
 from producer.source import CsvSource
-
-PROTECTOR = CardProtector(b"unit-test-key-0123456789")
-
-
-@pytest.fixture(scope="module")
-def labelled_history(tmp_path_factory) -> pd.DataFrame:
-    """Four generated months of 150 cards: ~44k events, ~260 frauds."""
-    path = tmp_path_factory.mktemp("generated") / "generated.csv"
-    generate(path, customers=150, start=date(2019, 1, 1), end=date(2019, 4, 30), seed=3)
-    return load_history(CsvSource(str(path)), PROTECTOR)
-
-
-@pytest.fixture(scope="module")
-def supervised_model(labelled_history):
-    return train(labelled_history)
+from tests.unit.model.conftest import PROTECTOR
 
 
 def test_nines_say_how_far_in_the_training_tail_a_score_is_and_keep_rising_beyond_it():
