@@ -35,7 +35,7 @@ def test_two_scorer_processes_share_the_one_model_the_learner_publishes(clients,
     registry = ModelRegistry(tmp_path / "models")
     registry.save(model)
     # The fixture has few frauds: let the classifier join the ensemble after a handful.
-    registry.save_learner_state(OnlineClassifier(min_frauds=1, min_labels=50), settings.namespace)
+    registry.save_learner_state(OnlineClassifier(min_frauds=1, min_labels=50, min_auc=0.0), settings.namespace)
 
     services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
                                   PostgresSink(clients.pg)), clients)  # fmt: skip

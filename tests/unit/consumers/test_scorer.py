@@ -220,7 +220,7 @@ def test_two_scorers_score_with_the_learners_one_snapshot_and_take_up_the_next_a
     model, _ = train(history)
     registry = ModelRegistry(tmp_path)
     registry.save(model)
-    learned = OnlineClassifier(min_frauds=1, min_labels=100)
+    learned = OnlineClassifier(min_frauds=1, min_labels=100, min_auc=0.0)
     learned.learn_many(feature_matrix(history, model.category_norms), history["is_fraud"].to_numpy(dtype=bool))
     registry.publish_learned(learned.snapshot(), "ns")
 

@@ -22,14 +22,16 @@ def labelled(n: int, fraud_rate: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def test_it_learns_to_rank_frauds_on_later_rows_and_joins_only_when_ready():
-    clf = OnlineClassifier(min_frauds=50, min_labels=1000)
+    clf = OnlineClassifier(min_frauds=50, min_labels=1000, min_auc=0.8)  # what this synthetic signal allows
     X, y = labelled(20_000, 0.01, seed=0)
     assert np.array_equal(clf.score_many(X[:10]), np.zeros(10))  # nothing learned: no opinion
     clf.learn_many(X[:500], y[:500])
     assert not clf.snapshot().ready  # too few frauds and labels so far
     clf.learn_many(X[500:], y[500:], learned_until="2019-07-08T00:00:00")
     snapshot = clf.snapshot()
-    assert snapshot.ready and snapshot.describe() == {
+    described = snapshot.describe()
+    assert described.pop("checked_auc") >= clf.min_auc  # scored before learned, slice by slice
+    assert snapshot.ready and described == {
         "version": "online-2", "labels": 20_000, "frauds": int(y.sum()),
         "learned_until": "2019-07-08T00:00:00", "ready": True,
     }  # fmt: skip
@@ -68,3 +70,14 @@ def test_a_column_constant_so_far_never_gets_a_negative_variance():
     clf.learn_many(X, y)
     assert all(v >= 0 for v in clf.scaler_.vars.values())
     assert np.all(np.isfinite(clf.score_many(X)))
+
+
+def test_labels_it_cannot_rank_keep_it_out_of_the_ensemble():
+    """Enough frauds and labels, but its test-then-train ROC-AUC is chance: not ready."""
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(20_000, len(FEATURE_NAMES))), rng.random(20_000) < 0.02  # labels unrelated to X
+    clf = OnlineClassifier()
+    clf.learn_many(X, y)
+    snapshot = clf.snapshot()
+    assert snapshot.frauds_ >= snapshot.min_frauds and snapshot.checked_auc_ < 0.7
+    assert not snapshot.ready

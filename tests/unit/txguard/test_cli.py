@@ -105,7 +105,7 @@ def test_model_commands_list_promote_and_shadow_versions(capsys, tmp_path, kaggl
     assert main([*home, "model", "promote", second]) == 0
     assert main([*home, "model", "shadow", first]) == 0
     capsys.readouterr()
-    classifier = OnlineClassifier(min_frauds=1, min_labels=2)
+    classifier = OnlineClassifier(min_frauds=1, min_labels=2, min_auc=0.0)
     classifier.learn_many(np.zeros((3, len(FEATURE_NAMES))), np.array([True, False, False]), "2019-07-08T10:00:00")
     ModelRegistry(tmp_path / "model").publish_learned(classifier.snapshot())
     assert main([*home, "model", "list"]) == 0
