@@ -543,7 +543,10 @@ def _still_ours(name: str, entry: dict) -> bool:
     if name == "kafka":
         return f"tcp://{entry.get('bootstrap')}" in args
     if name == "moto":
-        return "moto.server" in args and ("-p", str(entry.get("endpoint", "")).rsplit(":", 1)[-1]) in pairs
+        port = str(entry.get("endpoint", "")).rsplit(":", 1)[-1]
+        # Started as `python -I .../moto_guard.py 127.0.0.1 PORT`; before the guard, `-m moto.server ... -p PORT`.
+        guarded = any(a.endswith("moto_guard.py") for a in args) and args[-1:] == [port]
+        return guarded or ("moto.server" in args and ("-p", port) in pairs)
     if name == "postgres":
         return ("-D", str(entry.get("datadir"))) in pairs
     return False

@@ -64,6 +64,20 @@ def test_the_servers_it_started_are_stopped(tmp_path, spawn):
     assert broker.wait(5) is not None and moto.wait(5) is not None
 
 
+def test_moto_behind_its_guard_is_recognised_by_the_guard_script_and_port(tmp_path, spawn):
+    """How the stack starts moto since the guard: `python -I .../moto_guard.py 127.0.0.1 PORT`."""
+    guarded = spawn("-I", str(tmp_path / "txguard" / "moto_guard.py"), "127.0.0.1", "15000")
+    other_port = spawn("-I", str(tmp_path / "txguard" / "moto_guard.py"), "127.0.0.1", "15001")
+    settings = record(tmp_path, {
+        "moto": {"pid": other_port.pid, "endpoint": "http://127.0.0.1:15000"},
+    })  # fmt: skip
+    assert stack.down(settings) == []
+    assert other_port.poll() is None
+    settings = record(tmp_path, {"moto": {"pid": guarded.pid, "endpoint": "http://127.0.0.1:15000"}})
+    assert stack.down(settings) == ["moto"]
+    assert guarded.wait(5) is not None
+
+
 def test_a_postgres_pid_is_checked_against_its_data_directory(tmp_path, spawn):
     other = spawn("-D", str(tmp_path / "elsewhere"))
     assert not stack._still_ours("postgres", {"pid": other.pid, "datadir": str(tmp_path / "postgres")})
