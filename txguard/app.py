@@ -174,7 +174,8 @@ class App:
         history = load_history(self.source(location), self.protector(), until)
         if history.empty:
             raise AppError(f"no valid rows before {until} in {location} to train on")
-        model, report = train(history, source=location, supervised=supervised)
+        model, report = train(history, source=location, supervised=supervised,
+                              alerts_per_day=self.settings.alerts_per_day)  # fmt: skip
         report["version"] = self.registry().save(model, shadow=shadow)
         return report
 
@@ -210,7 +211,8 @@ class App:
             raise AppError(f"no transactions in PostgreSQL ({s.pg_schema}) between {since or 'the start'} and "
                            f"{until} to train on")  # fmt: skip
         label_cutoff = until - timedelta(days=s.label_delay_days)
-        model, report = train(history, label_cutoff=label_cutoff, source=f"postgresql:{s.pg_schema}")
+        model, report = train(history, label_cutoff=label_cutoff, source=f"postgresql:{s.pg_schema}",
+                              alerts_per_day=s.alerts_per_day)  # fmt: skip
         report["training_data"]["until"] = until.isoformat()
         report["retrain"] = {"reason": reason}
         report["version"] = self.registry().save(model, promote=False, shadow=True)

@@ -18,7 +18,7 @@ log = logging.getLogger("txguard")
 
 # Settings a flag may override (each command has some of them).
 SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
-                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days")  # fmt: skip
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -297,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shadow", action="store_true", help="register as the shadow (candidate), not the current model")
     p.add_argument("--labels", choices=("on", "off"), default="on",
                    help="off: ignore is_fraud, train the unsupervised detectors only")  # fmt: skip
+    p.add_argument("--alerts-per-day", type=float,
+                   help="the alert budget (TXGUARD_ALERTS_PER_DAY; default: the labelled frauds per day)")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("retrain", help="train on the history in PostgreSQL; register it as the shadow model")

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
 
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
+    # The alert budget a training sets: alerts per event-day the analysts can handle.
+    # None: the labelled frauds per day of the training window.
+    alerts_per_day: float | None = Field(default=None, gt=0)
     # The model registry: a directory, or an s3://bucket/prefix shared by scorers on several
     # machines. Empty: ``home``/model.
     model_path: str = ""

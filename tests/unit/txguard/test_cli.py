@@ -1,5 +1,6 @@
 """Bad command-line input gives one clear line and exit code 2, never a traceback."""
 
+import json
 import subprocess
 import sys
 
@@ -135,3 +136,14 @@ def test_model_show_prints_the_data_hash_each_detector_held_out_and_the_calibrat
     for detector in ("iforest", "online", "ensemble"):
         assert any(row.split()[:1] == [detector] for row in shown.splitlines())
     assert "calibration" in shown
+
+
+def test_the_alert_budget_comes_from_the_flag_or_the_setting(capsys, tmp_path, kaggle_csv, monkeypatch):
+    home = ["--home", str(tmp_path)]
+    assert main([*home, "train", str(kaggle_csv), "--alerts-per-day", "42"]) == 0
+    monkeypatch.setenv("TXGUARD_ALERTS_PER_DAY", "7.5")
+    assert main([*home, "train", str(kaggle_csv), "--shadow"]) == 0
+    budgets = [
+        json.loads(p.read_text())["alerts_per_day"] for p in sorted((tmp_path / "model").glob("versions/*/model.json"))
+    ]
+    assert sorted(budgets) == [7.5, 42.0]
