@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 import threading
 import time
@@ -54,17 +53,11 @@ def data_file(options: DemoOptions) -> Path:
 
 
 def time_range(path: Path) -> tuple[datetime, datetime]:
-    """First and last event time: the files are in time order."""
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        col = header.index("trans_date_trans_time")
-        first = datetime.fromisoformat(next(reader)[col])
-    with open(path, "rb") as f:
-        f.seek(max(f.seek(0, 2) - 4096, 0))
-        last_line = f.read().decode().strip().splitlines()[-1]
-    last = datetime.fromisoformat(next(csv.reader([last_line]))[col])
-    return first, last
+    """First and last event time, wherever they are in the file (a shuffled copy too)."""
+    import pandas as pd
+
+    times = pd.to_datetime(pd.read_csv(path, usecols=["trans_date_trans_time"])["trans_date_trans_time"])
+    return times.min().to_pydatetime(), times.max().to_pydatetime()
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
