@@ -224,12 +224,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the live dashboard until Ctrl-C or SIGTERM."""
+    from txguard.dashboard.server import serve
+
+    serve(settings_from(args), args.host, args.port, on_ready=print_dashboard_url)
+    return 0
+
+
+def print_dashboard_url(url: str) -> None:
+    print(f"dashboard: {url}  (Ctrl-C to stop)", flush=True)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from txguard.demo import DemoOptions, run_demo
 
     options = DemoOptions(data=Path(args.data) if args.data else None, customers=args.customers,
                           months=args.months, train_fraction=args.train_fraction,
-                          labels=args.labels == "on", reset_external=args.reset_external)  # fmt: skip
+                          labels=args.labels == "on", reset_external=args.reset_external,
+                          serve=args.serve, serve_host=args.host, serve_port=args.port)  # fmt: skip
     return run_demo(settings_from(args), options)
 
 
@@ -371,8 +384,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reset-external", action="store_true",
                    help="the demo deletes and recreates its namespace (topics, schema, table): allow that on the "
                    "external servers configured in settings too")  # fmt: skip
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the summary, keep the dashboard and the consumer services up until Ctrl-C",
+    )
+    add_dashboard_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dashboard", help="the live dashboard: alerts, lag, charts, verdicts (a web page)")
+    add_dashboard_options(p)
+    p.set_defaults(func=cmd_dashboard)
     return ap
+
+
+def add_dashboard_options(p: argparse.ArgumentParser) -> None:
+    from txguard.dashboard import DEFAULT_HOST, DEFAULT_PORT  # constants only: the web stack is not loaded
+
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"dashboard interface (default {DEFAULT_HOST}; any other needs TXGUARD_DASHBOARD_TOKEN)",
+    )
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
 
 
 def main(argv: list[str] | None = None) -> int:

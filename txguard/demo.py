@@ -33,6 +33,9 @@ class DemoOptions:
     train_fraction: float = 0.3
     labels: bool = True  # False: no label ever arrives (unsupervised only: training and replay)
     reset_external: bool = False  # reset the namespace on servers configured in settings too
+    serve: bool = False  # after the summary, keep the dashboard and the consumer services up until stopped
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8050
 
 
 def data_file(options: DemoOptions) -> Path:
@@ -89,6 +92,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
     print("== 4/5 replay through Kafka -> persist + scorer")
     procs = start_services(settings)
+    serving = False
     try:
         if not wait_until_ready(settings, procs):
             print("  the consumer services did not join their groups; see their log above", file=sys.stderr)
@@ -102,13 +106,31 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         if not wait_until_stored(app, procs, stats.accepted, t0, labels=options.labels):
             return 1
         elapsed = time.monotonic() - t0
+        serving = options.serve  # the services stay up while the dashboard serves: verdicts become labels
     finally:
-        stop_services(procs)
+        if not serving:
+            stop_services(procs)
     print()
 
     print("== 5/5 summary")
-    print_summary(app, stats.accepted, elapsed, alerts_budget=report.get("alerts_per_day"))
+    try:
+        print_summary(app, stats.accepted, elapsed, alerts_budget=report.get("alerts_per_day"))
+        if serving:
+            serve_dashboard(app, options)
+    finally:
+        if serving:
+            stop_services(procs)
     return 0
+
+
+def serve_dashboard(app: App, options: DemoOptions) -> None:
+    """The dashboard on the demo's namespace and stack, until Ctrl-C or SIGTERM."""
+    from txguard.dashboard.server import serve
+
+    print("\n== dashboard (persist, scorer and learner keep running: verdicts reach them as labels)")
+    serve(app.settings, options.serve_host, options.serve_port, app=app,
+          on_ready=lambda url: print(f"  dashboard: {url}  (Ctrl-C to stop)", flush=True))  # fmt: skip
+    print("  dashboard stopped; stopping the consumer services (the stack stays up: `txguard stack down`)")
 
 
 def wait_until_stored(app: App, procs: list, sent: int, t0: float, labels: bool = True) -> bool:

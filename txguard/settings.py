@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     # only the labels of events at least this much older than its cut-off.
     label_delay_days: float = Field(default=7.0, ge=0)
 
+    # The dashboard (``txguard dashboard``). Its password: HTTP Basic, any user name (recorded
+    # as who gave a verdict) with this as the password. Required to listen on anything but
+    # loopback; once set, every request needs it, on loopback too.
+    dashboard_token: SecretStr = SecretStr("")
+    # How many of the latest alerts the page loads from PostgreSQL when it opens.
+    dashboard_alerts: int = Field(default=100, ge=1, le=5000)
+
     @field_validator("namespace")
     @classmethod
     def _namespace_is_safe(cls, name: str) -> str:
