@@ -117,6 +117,7 @@ def create_app(settings: Settings, *, host: str = DEFAULT_HOST, app: App | None 
             feed.close()
             state["monitor"].close()
             state["publisher"].close()
+            state.clear()  # let the Kafka clients go now, not when the application object does
 
     api = FastAPI(title="txguard dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     api.state.feed_ready = lambda: "feed" in state and state["feed"].ready.is_set()
