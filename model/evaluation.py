@@ -147,23 +147,35 @@ def curves_figure(results: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figur
     matplotlib.figure.Figure
         With the ROC-AUC or PR-AUC of each entry in the legends.
     """
-    # A bare Figure with the Agg canvas: no pyplot global state, safe off the main thread.
-    figure = Figure(figsize=(11, 5), layout="constrained")
-    FigureCanvasAgg(figure)
-    roc_axes, pr_axes = figure.subplots(1, 2)
+    drawn = {}
     for name, (y_true, score) in results.items():
         y = np.asarray(y_true).astype(bool)
         if not 0 < y.sum() < len(y):
             raise ValueError(f"{name}: curves need both fraud and legitimate events")
-        drawn = curves(y, score)
-        roc_axes.plot(*drawn["roc"], label=f"{name} (ROC-AUC {roc_auc_score(y, score):.3f})")
-        pr_axes.step(*drawn["pr"], where="post", label=f"{name} (PR-AUC {average_precision_score(y, score):.3f})")
+        drawn[name] = {
+            **curves(y, score),
+            "roc_auc": roc_auc_score(y, score),
+            "pr_auc": average_precision_score(y, score),
+        }
+    # A bare Figure with the Agg canvas: no pyplot global state, safe off the main thread.
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    roc_axes, pr_axes = figure.subplots(1, 2)
+    draw_curves(roc_axes, pr_axes, drawn)
+    return figure
+
+
+def draw_curves(roc_axes, pr_axes, drawn: Mapping[str, Mapping]) -> None:
+    """Draw curves already computed: per name, ``roc`` and ``pr`` point pairs (as :func:`curves` returns
+    them) and the ``roc_auc`` and ``pr_auc`` for the legends. Shared by :func:`curves_figure` and the report."""
+    for name, points in drawn.items():
+        roc_axes.plot(*points["roc"], label=f"{name} (ROC-AUC {points['roc_auc']:.3f})")
+        pr_axes.step(*points["pr"], where="post", label=f"{name} (PR-AUC {points['pr_auc']:.3f})")
     roc_axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
     roc_axes.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC")
     pr_axes.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1), ylim=(0, 1.02))
     roc_axes.legend(loc="lower right")
     pr_axes.legend(loc="upper right")
-    return figure
 
 
 def plot_curves(results: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path | str) -> Path:

@@ -336,7 +336,6 @@ def _assemble(
     ]
 
     detector_results: dict[str, dict[str, Any]] = {}
-    drawable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in detectors:
         flags = frame["flagged"].astype(bool) if name == ENSEMBLE else _at_alert_volume(frame, name)
         scored = labelled[labelled[name].notna()]
@@ -355,8 +354,6 @@ def _assemble(
             "alerts_per_day": float(flags.groupby(frame["day"]).sum().mean()) if len(frame) else None,
             "card_precision_at_k": _card_precision(scored, name, k),
         }
-        if summary["roc_auc"] is not None:
-            drawable[f"{name} (ensemble)" if name == ENSEMBLE else name] = (truth, score)
 
     ensemble = summarise(y, labelled[ENSEMBLE].to_numpy(dtype=np.float64), flagged) if len(labelled) else None
     daily = alerts_per_day(frame) if len(frame) else pd.Series(dtype=np.int64)
@@ -387,7 +384,8 @@ def _assemble(
         )
         for version, group in labelled.groupby("model_version", sort=True)
     }
-    png = str(plot_curves(drawable, curves_png)) if curves_png is not None and drawable else None
+    drawable = curve_inputs(labelled, detectors) if curves_png is not None else {}
+    png = str(plot_curves(drawable, curves_png)) if drawable and curves_png is not None else None
     return {
         "window": {key: (value.isoformat() if value else None) for key, value in window.items()},
         "k": k,
@@ -399,6 +397,26 @@ def _assemble(
         "shadow": _shadow(shadow_frame) if shadow_frame is not None else None,
         "curves_png": png,
     }
+
+
+def scored_events(conn, since: datetime | None = None, until: datetime | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Every scored event of ``[since, until)`` with its label where one has arrived (``is_fraud`` NaN otherwise),
+    and the detector columns, the ensemble first: what :func:`evaluate` judges, for other readers (the report)."""
+    window = {"since": _naive_utc(since), "until": _naive_utc(until)}
+    detectors = detector_columns(conn)
+    return _scored_frame(conn, detectors, "threshold" in _columns(conn, "scores"), window), detectors
+
+
+def curve_inputs(frame: pd.DataFrame, detectors: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(labels, scores) of each detector on the labelled events it scored, by display name; only the
+    detectors whose events hold both classes (curves need both)."""
+    drawable = {}
+    for name in detectors:
+        scored = frame[frame["is_fraud"].notna() & frame[name].notna()]
+        truth = scored["is_fraud"].to_numpy(dtype=bool)
+        if 0 < truth.sum() < len(truth):
+            drawable[f"{name} (ensemble)" if name == ENSEMBLE else name] = (truth, scored[name].to_numpy(np.float64))
+    return drawable
 
 
 def _at_alert_volume(frame: pd.DataFrame, column: str) -> pd.Series:
