@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-slow bench lint clean
+.PHONY: help install demo test test-unit test-integration test-slow bench lint clean browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -21,8 +21,19 @@ install: $(STAMP) ## create .venv and install txguard with the local stack and t
 demo: $(STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
 	$(VENV)/bin/txguard demo
 
-test: lint ## lint, then unit + integration tests (integration on the embedded stack)
+test: lint browser ## lint, then unit + integration tests (integration on the embedded stack)
 	$(PY) -m pytest -q
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; nothing downloads
+# a browser). Installed as root where apt-get exists; otherwise those tests skip, saying why.
+browser: ## install Debian's chromium for the browser tests, where possible (root + apt-get)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } \
+	  || echo "browser: apt-get could not install chromium; the browser tests will be skipped"; \
+	else echo "browser: no /usr/bin/chromium and not root with apt-get; the browser tests will be skipped"; fi
 
 test-unit: $(STAMP) ## unit tests only (no servers)
 	$(PY) -m pytest -q tests/unit

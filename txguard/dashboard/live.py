@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,17 +161,20 @@ class ThroughputMonitor:
     """Each service's consumer lag and throughput, from committed offsets and high watermarks.
 
     Lag: end of each partition minus the group's committed offset (a partition it has
-    never committed counts whole). Throughput: the committed offsets' growth between two
-    samples, in events per second. Samples closer than ``min_interval_s`` return the last one.
+    never committed counts whole). Throughput: the committed offsets' growth over the last
+    ``window_s`` seconds of samples, in events per second. Samples closer than ``min_interval_s`` return the last one.
     On the embedded broker (Tansu) the high watermark stops at the first record of a
-    partition's last batch, so lag there reads low by up to a batch per partition.
+    partition's last batch: a partition's end is taken as the larger of it and every
+    group's committed offset, and lag there can read low by up to a batch per partition.
     """
 
     def __init__(self, clients: Clients, services: dict[str, tuple[TopicSpec, ...]] = SERVICE_TOPICS,
-                 min_interval_s: float = 1.0):  # fmt: skip
+                 min_interval_s: float = 1.0, window_s: float = 30.0):  # fmt: skip
         self.clients = clients
         self.services = services
         self.min_interval_s = min_interval_s
+        self.window_s = window_s
+        self._history: deque[tuple[float, dict[str, int], dict[str, int]]] = deque()
         self._lock = threading.Lock()
         self._consumers: dict[str, Any] = {}
         self._previous: tuple[float, dict[str, int], dict[str, int]] | None = None
@@ -205,21 +209,35 @@ class ThroughputMonitor:
         for topic in sorted(topics):
             for p in metadata[topic].partitions if topic in metadata else ():
                 ends[(topic, p)] = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=KAFKA_TIMEOUT_S)[1]
-        processed: dict[str, int] = {}
-        rows: list[dict[str, Any]] = []
+        committed: dict[str, list[TopicPartition]] = {}
         for service, specs in self.services.items():
             names = {settings.topic(spec) for spec in specs}
             partitions = [TopicPartition(t, p) for (t, p) in ends if t in names]
-            committed = self._consumer(service).committed(partitions, timeout=KAFKA_TIMEOUT_S) if partitions else []
+            committed[service] = (self._consumer(service).committed(partitions, timeout=KAFKA_TIMEOUT_S)
+                                  if partitions else [])  # fmt: skip
+        # A committed offset proves the partition reaches that far: where the broker's high
+        # watermark says less (the embedded one's), the offset is the better end.
+        for tps in committed.values():
+            for tp in tps:
+                ends[(tp.topic, tp.partition)] = max(ends[(tp.topic, tp.partition)], tp.offset)
+        processed: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        for service, tps in committed.items():
             lag, done = 0, 0
-            for tp in committed:
+            for tp in tps:
                 offset = tp.offset if tp.offset >= 0 else 0
                 done += offset
                 lag += max(0, ends[(tp.topic, tp.partition)] - offset)
             processed[service] = done
             rows.append({"service": service, "group": settings.namespaced(service), "lag": lag, "committed": done})
         topic_ends = {t: sum(end for (name, _p), end in ends.items() if name == t) for t in sorted(topics)}
-        previous, self._previous = self._previous, (now, processed, topic_ends)
+        # Rates over the last ``window_s``: services commit every few seconds, so the offsets
+        # move in steps that a rate between two 5-second polls would show as bursts and zeros.
+        self._history.append((now, processed, topic_ends))
+        while len(self._history) > 2 and now - self._history[1][0] >= self.window_s:
+            self._history.popleft()
+        self._previous = self._history[-1]
+        previous = self._history[0] if len(self._history) > 1 else None
         elapsed = now - previous[0] if previous else 0.0
         for row in rows:
             row["events_per_s"] = (

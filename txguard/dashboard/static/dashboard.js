@@ -49,8 +49,10 @@ async function getJson(url, options) {
 function alertRow(a) {
   const tr = document.createElement("tr");
   tr.dataset.transNum = a.trans_num;
-  tr.append(cell(when(a.event_time)), cell(a.card_masked), cell(a.merchant, "clip"), cell(a.category),
-            cell(money(a.amt), "num"), cell(score(a.score), "num"));
+  const merchant = cell(a.merchant, "clip");
+  merchant.title = a.merchant + " (" + a.category + ")"; // an attribute set from script: text, not markup
+  tr.append(cell(when(a.event_time)), cell(a.card_masked), merchant, cell(money(a.amt), "num"),
+            cell(score(a.score), "num"));
   const verdict = document.createElement("td");
   verdict.append(badge(a.verdict, a.live));
   tr.append(verdict);
@@ -163,7 +165,7 @@ async function select(transNum) {
     const tr = document.createElement("tr");
     if (h.trans_num === transNum) tr.className = "selected";
     tr.append(cell(when(h.event_time)), cell(h.merchant, "clip"), cell(h.category), cell(money(h.amt), "num"),
-              cell([h.city, h.state].filter(Boolean).join(", ")), cell(score(h.score), "num"),
+              cell(score(h.score), "num"),
               cell(h.verdict ? h.verdict.replace("_", " ") : (h.is_fraud ? "fraud" : (h.flagged ? "alert" : ""))));
     body.append(tr);
   }
