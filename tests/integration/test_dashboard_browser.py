@@ -10,9 +10,11 @@ import re
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -71,12 +73,11 @@ def replayed(clients, services, tmp_path_factory):
     assert pg_count(clients, "alerts") > 0, "the model flagged nothing"
 
 
-@pytest.fixture(scope="module")
-def dashboard(clients, replayed) -> Iterator[tuple[str, object]]:
-    """The dashboard served by uvicorn in a thread on a free loopback port: (url, FastAPI app)."""
+@contextmanager
+def served(api) -> Iterator[str]:  # noqa: ANN001 - FastAPI
+    """``api`` served by uvicorn in a thread on a free loopback port, until the block ends: its URL."""
     import uvicorn
 
-    api = create_app(clients.settings, app=App(clients.settings))
     port = stack.free_port()
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=1))  # fmt: skip
@@ -84,10 +85,18 @@ def dashboard(clients, replayed) -> Iterator[tuple[str, object]]:
     thread.start()
     try:
         wait_for(lambda: server.started and api.state.feed_ready(), 30, "the dashboard and its alert feed")
-        yield f"http://127.0.0.1:{port}/", api
+        yield f"http://127.0.0.1:{port}/"
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def dashboard(clients, replayed) -> Iterator[tuple[str, object]]:
+    """The dashboard on loopback without a token: (url, FastAPI app)."""
+    api = create_app(clients.settings, app=App(clients.settings))
+    with served(api) as url:
+        yield url, api
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +253,32 @@ def test_a_screenshot_of_the_dashboard(page, tmp_path):
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_with_a_token_the_browser_authenticates_and_the_user_name_is_who(clients, browser, replayed):
+    token = "a token for the browser test"
+    settings = clients.settings.model_copy(update={"dashboard_token": SecretStr(token)})
+    api = create_app(settings, app=App(settings))
+    with served(api) as url:
+        anonymous = browser.new_context()
+        try:
+            assert anonymous.request.get(url).status == 401
+            assert anonymous.request.get(url + "events").status == 401
+        finally:
+            anonymous.close()
+        context = browser.new_context(http_credentials={"username": "ana", "password": token})
+        try:
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator("#feed")).to_have_text("live")  # the event stream is authenticated too
+            expect(page.locator("#analyst")).to_have_value("ana")
+            assert page.locator("#analyst").get_attribute("readonly") is not None
+            trans_num = stored_alerts(clients)[1][0]
+            page.click(f'#alerts tbody tr[data-trans-num="{trans_num}"]')
+            expect(page.locator("#detail")).to_have_attribute("data-trans-num", trans_num)
+            page.click("#false-positive")
+            expect(page.locator("#d-verdict")).to_contain_text("false positive by ana")
+        finally:
+            context.close()
+    assert pg_query(clients, f"SELECT verdict, analyst FROM verdicts WHERE trans_num = '{trans_num}'") == [  # noqa: S608
+        ("false_positive", "ana")]  # fmt: skip
