@@ -247,7 +247,8 @@ def _no_data(figure: Figure, title: str) -> None:
 
 
 def _days(data: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(data["day"])
+    """Noon of each day: a day's bar (one day wide, centred) then covers that day, not half of the one before."""
+    return pd.to_datetime(data["day"]) + pd.Timedelta(hours=12)
 
 
 def _date_axis(ax: Axes) -> None:
