@@ -415,14 +415,28 @@ class App:
 
     # --- PostgreSQL ----------------------------------------------------------------------
 
-    def report(self, out: Path | None = None, title: str | None = None) -> Path:
-        """The scored history as a chart (PNG)."""
-        from txguard.report import render
+    def report(self, out: Path | None = None, title: str | None = None, budget: float | None = None) -> Path:
+        """The analyst's report: ``out/report.html``, self-contained, and each chart's PNG beside it.
 
-        out = out or self.settings.home / f"report.{self.settings.namespace or 'default'}.png"
+        ``out`` defaults to ``<home>/report.<namespace>``; ``budget`` (alerts per day) to the
+        current model's, else the ``alerts_per_day`` setting. Returns the HTML file's path.
+        """
+        from txguard.report import ReportContext, write_report
+
+        out = out or self.settings.home / f"report.{self.settings.namespace or 'default'}"
+        try:
+            model = self.model_metadata()
+        except AppError:
+            model = {}  # no model yet: the report shows what PostgreSQL holds
+        context = ReportContext(
+            title=title or f"txguard report ({self.settings.pg_schema})",
+            schema=self.settings.pg_schema,
+            budget=budget or model.get("alerts_per_day") or self.settings.alerts_per_day,
+            model_version=model.get("version"),
+        )
         conn = self.clients.pg()
         try:
-            return render(conn, out, title=title or f"txguard ({self.settings.pg_schema})")
+            return write_report(conn, out, context)
         finally:
             conn.close()
 

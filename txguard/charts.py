@@ -26,7 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from psycopg2 import sql
 
@@ -67,9 +67,9 @@ def chart_data(conn, name: str, **filters: Any) -> pd.DataFrame:
     name : str
         One of :data:`CHARTS`.
     **filters
-        ``since`` and ``until`` (event days, ``[since, until)``) for ``daily_trend``,
-        ``alerts_vs_budget``, ``amount_vs_score`` and ``roc_pr``; ``limit`` for
-        ``amount_vs_score`` (default :data:`AMOUNT_SAMPLE`).
+        ``since`` and ``until`` (event times or days, ``[since, until)``; dates, datetimes or
+        ISO strings) for ``daily_trend``, ``alerts_vs_budget``, ``amount_vs_score`` and
+        ``roc_pr``; ``limit`` for ``amount_vs_score`` (default :data:`AMOUNT_SAMPLE`).
 
     Returns
     -------
@@ -83,6 +83,9 @@ def chart_data(conn, name: str, **filters: Any) -> pd.DataFrame:
     unknown = set(filters) - allowed
     if unknown:
         raise ValueError(f"chart {name!r} takes no filter {', '.join(sorted(unknown))}")
+    for bound in ("since", "until"):
+        if filters.get(bound) is not None:  # a date, datetime or ISO string (a query parameter): one type for SQL
+            filters[bound] = pd.Timestamp(filters[bound]).to_pydatetime()
     try:
         return reader(conn, **filters)
     finally:
@@ -247,7 +250,13 @@ def _no_data(figure: Figure, title: str) -> None:
 
 
 def _days(data: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(data["day"])
+    """Noon of each day: a day's bar (one day wide, centred) then covers that day, not half of the one before."""
+    return pd.to_datetime(data["day"]) + pd.Timedelta(hours=12)
+
+
+def _headroom(highest: float) -> float:
+    """The top of a y axis: room above the highest value for the legend (two rows at the top)."""
+    return float(highest) * 1.3 if highest and not pd.isna(highest) else 1.0
 
 
 def _date_axis(ax: Axes) -> None:
@@ -265,16 +274,16 @@ def _draw_daily_trend(figure: Figure, data: pd.DataFrame) -> None:
     ax.plot(days, data["frauds"], color=FRAUD, lw=1.2, label="frauds (labels)")
     ax.plot(days, data["frauds_alerted"], color=MISSED, lw=1.2, ls="--", label="frauds caught by an alert")
     ax.set_ylabel("transactions per day")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, _headroom(data[["anomalies", "frauds"]].to_numpy().max()))
     ax.grid(axis="y", alpha=0.3)
     rate = ax.twinx()
     weekly = (data["anomaly_rate"] * 100).rolling(7, min_periods=1, center=True).mean()  # daily rates only jitter
     rate.plot(days, weekly, color="#495057", lw=1.2, alpha=0.8, label="anomaly rate, 7-day mean (right)")
     rate.set_ylabel("anomalous share of the day's transactions (%)")
-    rate.set_ylim(bottom=0)
+    rate.set_ylim(0, _headroom(weekly.max()))
     lines, labels = ax.get_legend_handles_labels()
     more, more_labels = rate.get_legend_handles_labels()
-    ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize=9, framealpha=0.9)
+    ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize=9, framealpha=0.9, ncols=2)
     _date_axis(ax)
     total, frauds = int(data["anomalies"].sum()), int(data["frauds"].sum())
     caught = int(data["frauds_alerted"].sum())
@@ -310,43 +319,50 @@ def _outline(ring: list[float]) -> np.ndarray:
     return np.asarray(ring, dtype=float).reshape(-1, 2)
 
 
+NO_DATA_GREY = "#dee2e6"
+
+
 def _draw_anomalies_by_state(figure: Figure, data: pd.DataFrame, metric: str = "anomalies") -> None:
     if metric not in ("anomalies", "anomaly_rate"):
         raise ValueError(f"metric is 'anomalies' or 'anomaly_rate', not {metric!r}")
     shapes = us_states()
-    values = data.assign(state=data["state"].str.strip().str.upper()).set_index("state")[metric]
+    values = data.assign(state=data["state"].str.strip().str.upper()).set_index("state")[metric].dropna()
     values = values * (100 if metric == "anomaly_rate" else 1)
-    label = "anomalous transactions" if metric == "anomalies" else "anomalous share of transactions (%)"
+    label = "anomalous (alerted) transactions" if metric == "anomalies" else "anomalous share of transactions (%)"
     ax = figure.subplots()
     norm = Normalize(vmin=0, vmax=float(values.max()) or 1.0)
     cmap = colormaps["YlOrRd"]
-    outlines, colours = [], []
+    colour = {code: cmap(norm(values[code])) if code in values.index else NO_DATA_GREY for code in shapes["states"]}
+    outlines, faces = [], []
     for code, state in shapes["states"].items():
-        value = values.get(code)
-        colour = cmap(norm(value)) if value is not None and not pd.isna(value) else "#f1f3f5"
         for polygon in state["polygons"]:
             outlines.append(_outline(polygon[0]))  # holes are lakes inside a state: left filled
-            colours.append(colour)
-    ax.add_collection(PolyCollection(outlines, facecolors=colours, edgecolors="white", linewidths=0.6))
+            faces.append(colour[code])
+    ax.add_collection(PolyCollection(outlines, facecolors=faces, edgecolors="white", linewidths=0.6))
     for code, state in shapes["states"].items():
         x, y = _label_point(state)
         if code == "DC":  # a few pixels on the map: a marker of its own colour, beside it
-            value = values.get(code)
-            colour = cmap(norm(value)) if value is not None and not pd.isna(value) else "#f1f3f5"
-            ax.scatter([x + 28], [y + 18], s=60, color=colour, edgecolors="#495057", linewidths=0.6, zorder=3)
+            ax.scatter([x + 28], [y + 18], s=60, color=colour[code], edgecolors="#495057", linewidths=0.6, zorder=3)
             ax.annotate("DC", (x + 28, y + 18), xytext=(6, -3), textcoords="offset points", fontsize=7)
-        elif _area(state["polygons"]) > 900:
-            ax.text(x, y, code, ha="center", va="center", fontsize=7, color="#212529", alpha=0.8)
+        elif _area(state["polygons"]) > 1500:  # the small north-eastern states would only be covered by their codes
+            red, green, blue, _ = to_rgba(colour[code])
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            ax.text(x, y, code, ha="center", va="center", fontsize=7, color="white" if dark else "#343a40")
     x0, y0, x1, y1 = shapes["bbox"]
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)  # screen units: y grows downwards
     ax.set_aspect("equal")
     ax.set_axis_off()
     figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.7, label=label, pad=0.01)
+    notes = []
+    if set(shapes["states"]) - set(values.index):
+        notes.append("grey: no transactions")
     off_map = sorted(set(values.index) - set(shapes["states"]))
     if off_map:
-        ax.text(0.0, 0.0, "not on the map: " + ", ".join(f"{s} {values[s]:,.0f}" for s in off_map),
-                transform=ax.transAxes, fontsize=8, color="#495057")  # fmt: skip
+        fmt = "{:,.0f}" if metric == "anomalies" else "{:.2f}%"
+        notes.append("not on the map: " + ", ".join(f"{s} {fmt.format(values[s])}" for s in off_map))
+    if notes:
+        ax.text(1.0, 0.0, "; ".join(notes), transform=ax.transAxes, ha="right", fontsize=8, color="#495057")
     top = values.sort_values(ascending=False).head(5)
     fmt = "{:,.0f}" if metric == "anomalies" else "{:.2f}%"
     ax.set_title("most: " + ", ".join(f"{s} {fmt.format(v)}" for s, v in top.items()), fontsize=10,
@@ -355,18 +371,25 @@ def _draw_anomalies_by_state(figure: Figure, data: pd.DataFrame, metric: str = "
 
 def _area(polygons: list) -> float:
     """Shoelace area of the outlines, in square screen units."""
-    total = 0.0
-    for polygon in polygons:
-        x, y = _outline(polygon[0]).T
-        total += abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2
-    return total
+    return sum(abs(_signed_area(_outline(polygon[0]))) for polygon in polygons)
+
+
+def _signed_area(ring: np.ndarray) -> float:
+    x, y = ring.T
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
 
 
 def _label_point(state: dict[str, Any]) -> tuple[float, float]:
-    """The centre of the bounding box of the state's largest polygon (Michigan's lower peninsula, not its whole)."""
-    largest = max((_outline(p[0]) for p in state["polygons"]), key=lambda ring: _area([[ring.ravel()]]))
-    (x0, y0), (x1, y1) = largest.min(axis=0), largest.max(axis=0)
-    return (x0 + x1) / 2, (y0 + y1) / 2
+    """The centroid of the state's largest polygon: Michigan's lower peninsula, Florida's peninsula."""
+    ring = max((_outline(p[0]) for p in state["polygons"]), key=lambda r: abs(_signed_area(r)))
+    x, y = ring.T
+    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
+    area = cross.sum() / 2
+    if abs(area) < 1e-9:
+        return float(x.mean()), float(y.mean())
+    return float(((x + np.roll(x, -1)) * cross).sum() / (6 * area)), float(
+        ((y + np.roll(y, -1)) * cross).sum() / (6 * area)
+    )
 
 
 def _draw_amount_vs_score(figure: Figure, data: pd.DataFrame) -> None:
@@ -431,9 +454,9 @@ def _draw_alerts_vs_budget(figure: Figure, data: pd.DataFrame, budget: float | N
         summary = f"mean {mean:,.1f} alerts/day over {len(data):,} days (no budget known: no model metadata)"
     ax.set_title(summary, fontsize=10, color="#495057")
     ax.set_ylabel("alerts per day")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, _headroom(max(float(alerts.max()), budget or 0.0)))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    ax.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=2)
     _date_axis(ax)
 
 

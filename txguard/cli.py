@@ -207,7 +207,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(f"chart: {app_from(args).report(Path(args.out) if args.out else None)}")
+    print(f"report: {app_from(args).report(Path(args.out) if args.out else None)}")
     return 0
 
 
@@ -360,8 +360,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", type=int, default=10, help="how many of the latest to show")
     p.set_defaults(func=cmd_dlq)
 
-    p = sub.add_parser("report", help="chart the scored history (PNG)")
-    p.add_argument("--out", help="PNG path (default <home>/report.<namespace>.png)")
+    p = sub.add_parser("report", help="the analyst's charts: one self-contained HTML file, with the PNGs beside it")
+    p.add_argument(
+        "--out", metavar="DIR", help="directory for report.html and the PNGs (default <home>/report.<namespace>)"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate", help="detection quality from PostgreSQL scores and labels")

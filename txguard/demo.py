@@ -172,7 +172,8 @@ def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | No
     dsn = console.without_password(app.clients.endpoints.postgres_dsn)
     if settings.pg_schema != "public":
         dsn = console.with_search_path(dsn, settings.pg_schema)
-    print(f"  chart:               {app.report(settings.home / 'demo_report.png', title='txguard demo')}")
+    report = app.report(settings.home / "demo_report", title="txguard demo", budget=alerts_budget)
+    print(f"  report:              {report}  (open it in a browser: it needs no network)")
     print("\nQuery the results:")
     print(f"  psql '{dsn}'")
     print(EXAMPLE_QUERIES.format(namespace=settings.namespace))

@@ -161,14 +161,3 @@ def test_a_producer_resending_everything_changes_nothing(clients, replayed, kagg
     wait_for(lambda: pg_count(clients, "scores") == 600 + len(sentinels), 60, "the sentinels' scores")
     assert pg_count(clients, "transactions") == 600 + len(sentinels)
     assert len(read_topic(clients, settings.topic(DLQ))) == dead_before
-
-
-def test_report_charts_the_scored_history(clients, replayed, tmp_path):
-    from txguard.report import render
-
-    conn = clients.pg()
-    try:
-        path = render(conn, tmp_path / "report.png")
-    finally:
-        conn.close()
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000

@@ -18,6 +18,7 @@ class FakeApp:
         self.settings = Settings(home=home, namespace="demo")
         self.clients = SimpleNamespace(endpoints=SimpleNamespace(postgres_dsn="postgresql://u:secret@h:1/txguard"))
         self.evaluated: dict = {}
+        self.reported: dict = {}
 
     def counts(self) -> dict[str, int]:
         return {"transactions": 1200, "scores": 1000, "labels": 900, "alerts": 40}
@@ -29,8 +30,9 @@ class FakeApp:
         self.evaluated = options
         return copy.deepcopy(RESULT)
 
-    def report(self, out: Path, title: str) -> Path:
-        return out
+    def report(self, out: Path, title: str, budget: float | None = None) -> Path:
+        self.reported = {"out": out, "budget": budget}
+        return out / "report.html"
 
 
 def test_the_summary_prints_every_detector_and_the_alerts_against_the_budget(capsys, tmp_path):
@@ -45,3 +47,5 @@ def test_the_summary_prints_every_detector_and_the_alerts_against_the_budget(cap
     assert "alerts per event-day: mean 4.0, min 1, max 9 over 10 days (budget 5: 0.80x)" in out
     assert "card precision@5 per day: 0.400" in out
     assert "secret" not in out
+    assert app.reported == {"out": tmp_path / "demo_report", "budget": 5.0}
+    assert f"report:              {tmp_path / 'demo_report' / 'report.html'}" in out
