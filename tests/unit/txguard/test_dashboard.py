@@ -186,3 +186,13 @@ def test_broadcast_hands_thread_items_to_asyncio_subscribers():
         return got
 
     assert asyncio.run(receive()) == [2, 3, 4]  # a slow subscriber keeps the newest
+
+
+def test_the_commands_default_to_loopback():
+    from txguard.cli import parser
+
+    dashboard = parser().parse_args(["dashboard"])
+    assert (dashboard.host, dashboard.port) == ("127.0.0.1", 8050)
+    demo = parser().parse_args(["demo", "--serve", "--port", "9000"])
+    assert (demo.serve, demo.host, demo.port) == (True, "127.0.0.1", 9000)
+    assert parser().parse_args(["demo"]).serve is False
