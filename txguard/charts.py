@@ -42,7 +42,12 @@ CHARTS: dict[str, str] = {
     "alerts_vs_budget": "Alerts per day against the budget",
     "funnel": "Funnel: events, scored, alerted, confirmed fraud",
 }
-ANALYST_CHARTS = ("daily_trend", "score_by_category", "anomalies_by_state", "amount_vs_score")
+ANALYST_CHARTS = (  # the four the original project's analysts knew
+    "daily_trend",
+    "score_by_category",
+    "anomalies_by_state",
+    "amount_vs_score",
+)
 AMOUNT_SAMPLE = 20_000  # points on the scatter: more only blur it (and weigh on the dashboard's JSON)
 CURVE_POINTS = 400  # per ROC or PR curve: enough to draw it, small enough to serve as JSON
 
@@ -51,7 +56,7 @@ DPI = 100
 
 
 class UnknownChart(ValueError):
-    pass
+    """A chart name not in :data:`CHARTS` (a web front end answers it with 404)."""
 
 
 # Reading
