@@ -42,7 +42,12 @@ CHARTS: dict[str, str] = {
     "alerts_vs_budget": "Alerts per day against the budget",
     "funnel": "Funnel: events, scored, alerted, confirmed fraud",
 }
-ANALYST_CHARTS = ("daily_trend", "score_by_category", "anomalies_by_state", "amount_vs_score")
+ANALYST_CHARTS = (  # the four the original project's analysts knew
+    "daily_trend",
+    "score_by_category",
+    "anomalies_by_state",
+    "amount_vs_score",
+)
 AMOUNT_SAMPLE = 20_000  # points on the scatter: more only blur it (and weigh on the dashboard's JSON)
 CURVE_POINTS = 400  # per ROC or PR curve: enough to draw it, small enough to serve as JSON
 
@@ -51,7 +56,7 @@ DPI = 100
 
 
 class UnknownChart(ValueError):
-    pass
+    """A chart name not in :data:`CHARTS` (a web front end answers it with 404)."""
 
 
 # Reading
@@ -230,7 +235,8 @@ def render_png(name: str, data: pd.DataFrame, **opts: Any) -> bytes:
     if name not in _DRAWERS:
         raise UnknownChart(f"no chart {name!r}: one of {', '.join(CHARTS)}")
     title = opts.pop("title", CHARTS[name])
-    figure = Figure(figsize=_SIZES.get(name, (10, 5.2)), dpi=DPI, layout="constrained")
+    size = (10, 2.4) if data.empty else _SIZES.get(name, (10, 5.2))  # an empty chart: a short card
+    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     if data.empty:
         _no_data(figure, title)
@@ -245,8 +251,8 @@ def render_png(name: str, data: pd.DataFrame, **opts: Any) -> bytes:
 def _no_data(figure: Figure, title: str) -> None:
     ax = figure.subplots()
     ax.set_axis_off()
-    ax.text(0.5, 0.55, title, ha="center", va="center", fontsize=14, fontweight="bold", transform=ax.transAxes)
-    ax.text(0.5, 0.4, "no data yet", ha="center", va="center", fontsize=13, color="grey", transform=ax.transAxes)
+    ax.text(0.5, 0.62, title, ha="center", va="center", fontsize=14, fontweight="bold", transform=ax.transAxes)
+    ax.text(0.5, 0.32, "no data yet", ha="center", va="center", fontsize=13, color="grey", transform=ax.transAxes)
 
 
 def _days(data: pd.DataFrame) -> pd.Series:
@@ -259,10 +265,12 @@ def _headroom(highest: float) -> float:
     return float(highest) * 1.3 if highest and not pd.isna(highest) else 1.0
 
 
-def _date_axis(ax: Axes) -> None:
+def _date_axis(ax: Axes, days: pd.Series) -> None:
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(maxticks=10)
+    # Bars are days: a few days' span gets a tick per day, not hours.
+    short = days.max() - days.min() < pd.Timedelta(days=10)
+    locator = mdates.DayLocator() if short else mdates.AutoDateLocator(maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
@@ -273,6 +281,15 @@ def _draw_daily_trend(figure: Figure, data: pd.DataFrame) -> None:
     ax.bar(days, data["anomalies"], width=1.0, color=ALERT, alpha=0.55, label="anomalous (alerted) transactions")
     ax.plot(days, data["frauds"], color=FRAUD, lw=1.2, label="frauds (labels)")
     ax.plot(days, data["frauds_alerted"], color=MISSED, lw=1.2, ls="--", label="frauds caught by an alert")
+    for column, marker, colour, label in (
+        ("confirmed_frauds", "^", FRAUD, "analyst: confirmed fraud"),
+        ("false_positives", "o", "#2b8a3e", "analyst: false positive"),
+    ):
+        given = data[column] > 0
+        if given.any():  # verdicts from the dashboard, where analysts gave any
+            # Hollow markers: a day with both kinds of verdict shows both.
+            ax.scatter(days[given], data.loc[given, column], marker=marker, s=36, facecolors="none",
+                       edgecolors=colour, linewidths=1.4, zorder=3, label=label)  # fmt: skip
     ax.set_ylabel("transactions per day")
     ax.set_ylim(0, _headroom(data[["anomalies", "frauds"]].to_numpy().max()))
     ax.grid(axis="y", alpha=0.3)
@@ -284,7 +301,7 @@ def _draw_daily_trend(figure: Figure, data: pd.DataFrame) -> None:
     lines, labels = ax.get_legend_handles_labels()
     more, more_labels = rate.get_legend_handles_labels()
     ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize=9, framealpha=0.9, ncols=2)
-    _date_axis(ax)
+    _date_axis(ax, days)
     total, frauds = int(data["anomalies"].sum()), int(data["frauds"].sum())
     caught = int(data["frauds_alerted"].sum())
     ax.set_title(f"{total:,} anomalies over {len(data):,} days; {caught:,} of {frauds:,} labelled frauds alerted",
@@ -457,7 +474,7 @@ def _draw_alerts_vs_budget(figure: Figure, data: pd.DataFrame, budget: float | N
     ax.set_ylim(0, _headroom(max(float(alerts.max()), budget or 0.0)))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=9, framealpha=0.9, ncols=2)
-    _date_axis(ax)
+    _date_axis(ax, days)
 
 
 def _draw_funnel(figure: Figure, data: pd.DataFrame) -> None:

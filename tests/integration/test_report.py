@@ -56,6 +56,19 @@ def replayed(clients, services, tmp_path_factory):
     assert stats.accepted == 600
     for table in ("transactions", "scores", "labels"):
         wait_for(lambda t=table: pg_count(clients, t) >= 600, what=f"600 rows in {table}")
+    # An analyst's verdicts (the dashboard's table): one alert confirmed, one a false positive.
+    conn = clients.pg()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO verdicts (trans_num, verdict, analyst)"
+                " (SELECT trans_num, 'confirmed_fraud', 'ana' FROM alerts WHERE is_fraud ORDER BY score DESC LIMIT 1)"
+                " UNION ALL (SELECT trans_num, 'false_positive', 'ana' FROM alerts WHERE NOT is_fraud"
+                "            ORDER BY score DESC LIMIT 1)"
+            )
+            assert cur.rowcount == 2
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +91,7 @@ def test_the_four_analyst_charts_have_rows(clients, replayed, name):
         assert data["transactions"].sum() == 600 and set(data["state"]) <= set(charts.us_states()["states"])
     if name == "daily_trend":
         assert data["transactions"].sum() == 600 and data["frauds"].sum() == 5
+        assert (data["confirmed_frauds"].sum(), data["false_positives"].sum()) == (1, 1)
 
 
 def test_the_other_charts_have_rows_too(clients, replayed):
@@ -145,6 +159,7 @@ def test_the_page_shows_masked_cards_only_and_the_headline_numbers(report, clien
     assert alerts, "the replay raised no alert: the table would be empty"
     assert all(masked in html for (masked,) in alerts)
     assert "budget 2.0" in html and "600" in html
+    assert "<td>false positive</td>" in html and "<td>confirmed fraud</td>" in html  # the verdicts, in the table
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium)")
