@@ -464,13 +464,13 @@ class App:
         finally:
             conn.close()
 
-    def refresh_analyst_views(self) -> date | None:
+    def refresh_analyst_views(self, upto: date | None = None) -> date | None:
         """Recompute the rollup the aggregate views read (seconds on 1.3M events): they are current
         without it, but read everything live until the first refresh. Run it before charting, and
         every few minutes while charts refresh. Returns the watermark (rolled up before that day)."""
         from txguard.clients import refresh_analyst_views
 
-        return refresh_analyst_views(self.clients.pg)
+        return refresh_analyst_views(self.clients.pg, upto)
 
     def tableau(self, out: Path | None = None, since: date | None = None,
                 on_progress: Callable[[ExportProgress], None] | None = None) -> TableauExport:  # fmt: skip

@@ -203,13 +203,14 @@ def grant_analyst(clients: Clients) -> list[str]:
     return granted
 
 
-def refresh_analyst_views(connect) -> date | None:  # noqa: ANN001 - a () -> psycopg2 connection
+def refresh_analyst_views(connect, upto: date | None = None) -> date | None:  # noqa: ANN001 - () -> connection
     """Recompute the rollup behind the analyst's aggregate views (schemas/sql/014): seconds on
-    1.3M events. The views are current without it, and fast with it; returns its watermark."""
+    1.3M events. The views are current without it, and fast with it; returns its watermark
+    (the rollup holds the event days before it: ``upto``, by default the last complete day)."""
     conn = connect()
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT refresh_analyst_rollup()")
+            cur.execute("SELECT refresh_analyst_rollup(%s)", (upto,))
             return cur.fetchone()[0]
     finally:
         conn.close()

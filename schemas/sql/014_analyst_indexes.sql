@@ -45,17 +45,20 @@ CREATE TABLE analyst_rollup_watermark (
 );
 INSERT INTO analyst_rollup_watermark DEFAULT VALUES;
 
--- Recompute the rollup up to the start of the day before the latest event of the partition that
--- is furthest behind (a partition's events arrive in order, so days before it are complete).
--- One transaction: readers see the previous rollup until it commits. Returns the watermark.
-CREATE FUNCTION refresh_analyst_rollup() RETURNS date
+-- Recompute the rollup up to the day ``upto`` (excluded), by default the day before the latest
+-- event of the partition that is furthest behind (a partition's events arrive in order, so the
+-- days before it are complete). One transaction: readers see the previous rollup until it
+-- commits. Returns the watermark.
+CREATE FUNCTION refresh_analyst_rollup(upto date DEFAULT NULL) RETURNS date
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    cut date;
+    cut date := upto;
 BEGIN
     PERFORM 1 FROM analyst_rollup_watermark FOR UPDATE;  -- one refresh at a time
-    SELECT min(latest)::date - 1 INTO cut
-    FROM (SELECT max(event_time) AS latest FROM transactions GROUP BY kafka_partition) p;
+    IF cut IS NULL THEN
+        SELECT min(latest)::date - 1 INTO cut
+        FROM (SELECT max(event_time) AS latest FROM transactions GROUP BY kafka_partition) p;
+    END IF;
     DELETE FROM analyst_rollup;
     IF cut IS NOT NULL THEN
         INSERT INTO analyst_rollup
@@ -186,3 +189,22 @@ WITH cells AS (
 )
 SELECT category, transactions, avg_amount, alerts, coalesce(frauds, 0) AS frauds
 FROM cells LEFT JOIN judged USING (category);
+
+-- labelled: the labels received (a label is sent for a stored event; one that arrives before its
+-- event counts at once). The rest from the frauds and verdicts, and the alerts, looked up by key.
+CREATE OR REPLACE VIEW alert_quality AS
+WITH judged AS (
+    SELECT count(*) FILTER (WHERE flagged AND is_fraud)      AS true_positives,
+           count(*) FILTER (WHERE NOT flagged AND is_fraud)  AS missed_frauds,
+           count(*) FILTER (WHERE is_fraud)                  AS frauds
+    FROM judged_transactions
+), alerted AS (
+    SELECT count(*) FILTER (WHERE NOT x.is_fraud) AS false_positives
+    FROM (SELECT trans_num FROM scores WHERE flagged) f
+    CROSS JOIN LATERAL (SELECT l.is_fraud FROM transactions t JOIN labels l USING (trans_num)
+                        WHERE t.trans_num = f.trans_num OFFSET 0) x
+)
+SELECT true_positives, false_positives, missed_frauds, (SELECT count(*) FROM labels) AS labelled,
+       true_positives::float / nullif(true_positives + false_positives, 0) AS precision,
+       true_positives::float / nullif(frauds, 0)                          AS recall
+FROM judged, alerted;
