@@ -93,6 +93,12 @@ BEGIN
          GROUP BY GROUPING SETS ((t.event_time::date), (t.category), (t.state))' USING cut;
 END $$;
 
+-- A SECURITY DEFINER function searches its own schema, then pg_temp last: a caller's temporary
+-- table never stands in for one of its tables.
+DO $$ BEGIN
+    EXECUTE format('ALTER FUNCTION analyst_cells() SET search_path = %I, pg_temp', current_schema());
+END $$;
+
 -- The events that carry a fraud label or an analyst's verdict (a few per thousand), with what
 -- the aggregates count of them: is_fraud is true or NULL (not labelled fraud). Each is looked up
 -- by its key (OFFSET 0 keeps the lookup per event: otherwise the planner joins by scanning every
