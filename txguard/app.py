@@ -490,7 +490,8 @@ class App:
         hyper = out / "txguard.hyper"
         conn = self.clients.pg()
         try:
-            rows = write_hyper(conn, self.settings.pg_schema, hyper, since=since, on_progress=on_progress)
+            rows = write_hyper(conn, self.settings.pg_schema, hyper, since=since, on_progress=on_progress,
+                               log_dir=self.settings.home / "logs")  # fmt: skip
         finally:
             conn.close()
         return TableauExport(data_sources=data_sources, extract=hyper, rows=rows, target=target)

@@ -74,7 +74,8 @@ def tds_document(target: PostgresTarget, view: str) -> bytes:
     ET.SubElement(federated, "relation", {"connection": connection_name, "name": view, "type": "table",
                                           "table": f"[{target.schema}].[{view}]"})  # fmt: skip
     ET.indent(root)
-    return b"<?xml version='1.0' encoding='utf-8' ?>\n" + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b"<?xml version='1.0' encoding='utf-8' ?>\n" + body + b"\n"
 
 
 def write_tds(out: Path, target: PostgresTarget, views: tuple[str, ...] = ANALYST_VIEWS) -> list[Path]:
@@ -151,17 +152,20 @@ def _chunks(conn, view: str, schema: str, since: date | None) -> Generator[tuple
 
 
 def write_hyper(conn, schema: str, path: Path, views: tuple[str, ...] = ANALYST_VIEWS, since: date | None = None,
-                on_progress: Callable[[ExportProgress], None] | None = None) -> dict[str, int]:  # fmt: skip
+                on_progress: Callable[[ExportProgress], None] | None = None,
+                log_dir: Path | None = None) -> dict[str, int]:  # fmt: skip
     """Write every view as the table ``"Extract".<view>`` of a new ``path``; returns rows per view.
 
-    The Hyper process is stopped, and the file closed, even when a view fails.
+    The Hyper process is stopped, and the file closed, even when a view fails. It logs to
+    ``log_dir`` (default: beside ``path``).
     """
     from tableauhyperapi import Connection, CreateMode, HyperProcess, SchemaName, Telemetry
 
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = {}
-    # Hyper writes its log where it runs unless told: beside the extract.
-    parameters = {"log_dir": str(path.parent)}
+    # Hyper writes its log where it runs unless told.
+    (log_dir or path.parent).mkdir(parents=True, exist_ok=True)
+    parameters = {"log_dir": str(log_dir or path.parent)}
     with HyperProcess(telemetry=Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters=parameters) as hyper:
         with Connection(endpoint=hyper.endpoint, database=path, create_mode=CreateMode.CREATE_AND_REPLACE) as hconn:
             hconn.catalog.create_schema(SchemaName("Extract"))

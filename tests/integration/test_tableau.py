@@ -99,6 +99,11 @@ def test_each_data_source_opens_its_view_as_the_analyst_without_a_password(score
         assert relation.get("name") == view
 
 
+def test_the_output_holds_the_files_and_no_log(export):
+    names = {p.name for p in export.extract.parent.iterdir()}
+    assert names == {"txguard.hyper", *(p.name for p in export.data_sources)}  # Hyper logs under <home>/logs
+
+
 def test_the_main_data_source_is_txguard_tds(export):
     main = export.extract.parent / "txguard.tds"
     assert main in export.data_sources
