@@ -188,6 +188,8 @@ def grant_analyst(clients: Clients) -> list[str]:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_ROLE,))
             if cur.fetchone() is None:
+                log.info("no role %s on this PostgreSQL: no analyst grants (README, Tableau: a DBA creates it)",
+                         ANALYST_ROLE)  # fmt: skip
                 return []
             role, namespace = sql.Identifier(ANALYST_ROLE), sql.Identifier(schema)
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(namespace, role))

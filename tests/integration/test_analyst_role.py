@@ -12,6 +12,7 @@ from schemas.analyst import ANALYST_ROLE, ANALYST_VIEWS
 from tests.integration.scored_data import replay_scored
 from txguard import stack
 from txguard.clients import grant_analyst
+from txguard.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,15 @@ def test_grants_are_idempotent_and_cover_a_view_added_later(scored, analyst):
     with analyst.cursor() as cur:
         cur.execute(sql.SQL("SELECT events FROM {}").format(_name(scored, "alert_funnel")))
         assert cur.fetchone()[0] == 600
+
+
+def test_a_stack_started_before_the_role_existed_gets_it_at_the_next_stack_up(scored, stack_home):
+    (stack_home / stack.ANALYST_PASSWORD_FILE).unlink()  # as on a stack an older txguard started
+    stack.up(Settings(home=stack_home))  # finds it running: creates the password and the role's verifier
+    dsn = parse_dsn(scored.endpoints.postgres_dsn)
+    conn = psycopg2.connect(host=dsn["host"], port=dsn["port"], dbname=dsn["dbname"], user=ANALYST_ROLE,
+                            password=stack.analyst_password(scored.settings), connect_timeout=5)  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(_name(scored, "alerts")))
+        assert cur.fetchone()[0] > 0
+    conn.close()
