@@ -464,13 +464,14 @@ class App:
         finally:
             conn.close()
 
-    def refresh_analyst_views(self, upto: date | None = None) -> date | None:
-        """Recompute the rollup the aggregate views read (seconds on 1.3M events): they are current
-        without it, but read everything live until the first refresh. Run it before charting, and
-        every few minutes while charts refresh. Returns the watermark (rolled up before that day)."""
+    def refresh_analyst_views(self, upto: date | None = None, rebuild: bool = False) -> date | None:
+        """Roll up the event days completed since the last refresh for the aggregate views: they are
+        current without it, but read every later event live. Run it before charting, and every few
+        minutes while charts refresh (cheap: only new days are read; ``rebuild`` reads them all).
+        Returns the watermark (rolled up before that day)."""
         from txguard.clients import refresh_analyst_views
 
-        return refresh_analyst_views(self.clients.pg, upto)
+        return refresh_analyst_views(self.clients.pg, upto, rebuild)
 
     def tableau(self, out: Path | None = None, since: date | None = None,
                 on_progress: Callable[[ExportProgress], None] | None = None) -> TableauExport:  # fmt: skip

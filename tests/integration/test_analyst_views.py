@@ -103,8 +103,10 @@ def test_the_views_are_right_with_the_rollup_and_stay_current_after_it(scored):
     # the day before the latest are rolled up, none of its events, so a day is named.
     assert App(scored.settings).refresh_analyst_views() == date(2019, 1, 1)
     _assert_views_match_their_definitions(scored)
-    watermark = App(scored.settings).refresh_analyst_views(date(2019, 1, 2))
+    watermark = App(scored.settings).refresh_analyst_views(date(2019, 1, 2))  # adds 2019-01-01
     assert watermark == date(2019, 1, 2)
+    _assert_views_match_their_definitions(scored)
+    assert App(scored.settings).refresh_analyst_views(date(2019, 1, 2), rebuild=True) == watermark
     conn = scored.pg()
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FILTER (WHERE event_time < %s), count(*) FROM transactions", (watermark,))
@@ -112,6 +114,9 @@ def test_the_views_are_right_with_the_rollup_and_stay_current_after_it(scored):
     conn.close()
     assert 0 < rolled_up < total  # both parts in use: the rollup and the live days after it
     _assert_views_match_their_definitions(scored)
+    assert App(scored.settings).refresh_analyst_views(date(2019, 1, 3)) == date(2019, 1, 3)  # all, incrementally
+    _assert_views_match_their_definitions(scored)
+    assert App(scored.settings).refresh_analyst_views(watermark) == watermark  # back: rebuilt
     conn = scored.pg()
     with conn, conn.cursor() as cur:  # a verdict and a label change after the refresh count at once
         cur.execute("INSERT INTO verdicts (trans_num, verdict, analyst) SELECT trans_num, 'false_positive', 'b'"
