@@ -46,6 +46,7 @@ test-slow: $(STAMP) ## the long fault-injection variants
 
 bench: $(STAMP) ## benchmarks, results as JSON in benchmarks/results/
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.views
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -14,7 +14,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libr
     from streaming.stats import LoopStats
     from txguard.clients import Clients
     from txguard.stack import Endpoints
+    from txguard.tableau import ExportProgress, PostgresTarget
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,16 @@ class ReplayRequest:
     labels: bool = True
     label_delay: timedelta = timedelta(days=7)
     quarantine: Path | None = None
+
+
+@dataclass(frozen=True)
+class TableauExport:
+    """What ``txguard tableau`` wrote: the data sources, the extract and its rows per view."""
+
+    data_sources: list[Path]
+    extract: Path
+    rows: dict[str, int]
+    target: PostgresTarget
 
 
 @dataclass
@@ -466,6 +477,39 @@ class App:
                             alerts_budget=alerts_budget)  # fmt: skip
         finally:
             conn.close()
+
+    def refresh_analyst_views(self, upto: date | None = None, rebuild: bool = False) -> date | None:
+        """Roll up the event days completed since the last refresh for the aggregate views: they are
+        current without it, but read every later event live. Run it before charting, and every few
+        minutes while charts refresh (cheap: only new days are read; ``rebuild`` reads them all).
+        Returns the watermark (rolled up before that day)."""
+        from txguard.clients import refresh_analyst_views
+
+        return refresh_analyst_views(self.clients.pg, upto, rebuild)
+
+    def tableau(self, out: Path | None = None, since: date | None = None,
+                on_progress: Callable[[ExportProgress], None] | None = None) -> TableauExport:  # fmt: skip
+        """Tableau files in ``out`` (default ``<home>/tableau``): a .tds per analyst view for Desktop /
+        Server (PostgreSQL connector, role txguard_analyst, no password) and ``txguard.hyper``, an
+        extract of the views for Tableau Public. ``since`` limits the event-level views to events
+        from that day on."""
+        from txguard.tableau import PostgresTarget, write_hyper, write_tds
+
+        out = out or self.settings.home / "tableau"
+        try:
+            target = PostgresTarget.from_dsn(self.clients.endpoints.postgres_dsn, self.settings.pg_schema)
+        except ValueError as exc:
+            raise AppError(str(exc)) from None
+        data_sources = write_tds(out, target)
+        self.refresh_analyst_views()
+        hyper = out / "txguard.hyper"
+        conn = self.clients.pg()
+        try:
+            rows = write_hyper(conn, self.settings.pg_schema, hyper, since=since, on_progress=on_progress,
+                               log_dir=self.settings.home / "logs")  # fmt: skip
+        finally:
+            conn.close()
+        return TableauExport(data_sources=data_sources, extract=hyper, rows=rows, target=target)
 
     def counts(self) -> dict[str, int]:
         """Rows stored so far: transactions, scores, labels, and alerts (flagged scores)."""

@@ -211,6 +211,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tableau(args: argparse.Namespace) -> int:
+    def progress(p) -> None:  # noqa: ANN001 - txguard.tableau.ExportProgress
+        line = f"extract {p.view}: {p.rows:,} rows, {p.rows_per_s:,.0f} rows/s"
+        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+
+    export = app_from(args).tableau(Path(args.out) if args.out else None, since=args.since, on_progress=progress)
+    print(file=sys.stderr)
+    print(console.tableau_text(export))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -365,6 +376,12 @@ def parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="directory for report.html and the PNGs (default <home>/report.<namespace>)"
     )
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("tableau", help="Tableau files: a .tds per analyst view (Desktop/Server over PostgreSQL) "
+                       "and a .hyper extract of the views (Tableau Public)")  # fmt: skip
+    p.add_argument("--out", help="directory to write to (default <home>/tableau)")
+    p.add_argument("--since", type=_date, help="extract events from this day on only (default: all)")
+    p.set_defaults(func=cmd_tableau)
 
     p = sub.add_parser("evaluate", help="detection quality from PostgreSQL scores and labels")
     p.add_argument("--since", type=_datetime, help="first event time to include")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from importlib import resources
 
 import boto3
@@ -12,6 +13,7 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg2 import sql
 
+from schemas.analyst import ANALYST_ROLE, ANALYST_VIEWS
 from schemas.behavior import table_definition
 from schemas.topics import ALL_TOPICS
 from streaming.producer import ReportingProducer
@@ -107,10 +109,12 @@ class Clients:
 
 
 def setup(clients: Clients) -> dict[str, list[str]]:
-    """Create topics, apply migrations, create the DynamoDB table. Safe to run again."""
+    """Create topics, apply migrations, create the DynamoDB table, grant the analysts' role
+    its views. Safe to run again."""
     return {
         "topics": create_topics(clients),
         "migrations": migrate(clients),
+        "analyst_grants": grant_analyst(clients),  # after the migrations: a view added later gets its grant
         "tables": create_behavior_table(clients),
     }
 
@@ -132,8 +136,11 @@ def create_topics(clients: Clients) -> list[str]:
     return created
 
 
-def migrate(clients: Clients) -> list[str]:
-    """Apply ``schemas/sql/NNN_*.sql`` in order, once each, recorded in ``schema_migrations``."""
+def migrate(clients: Clients, upto: int | None = None) -> list[str]:
+    """Apply ``schemas/sql/NNN_*.sql`` in order, once each, recorded in ``schema_migrations``.
+
+    ``upto``: stop after that version (the benchmarks measure a schema before a migration).
+    """
     schema = clients.settings.pg_schema
     files = sorted(
         (p for p in resources.files("schemas").joinpath("sql").iterdir() if p.name.endswith(".sql")),
@@ -156,7 +163,7 @@ def migrate(clients: Clients) -> list[str]:
             done = {row[0] for row in cur.fetchall()}
             for path in files:
                 version = int(path.name.split("_", 1)[0])
-                if version in done:
+                if version in done or (upto is not None and version > upto):
                     continue
                 cur.execute(path.read_text())
                 cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name))
@@ -164,6 +171,53 @@ def migrate(clients: Clients) -> list[str]:
     finally:
         conn.close()
     return applied
+
+
+def grant_analyst(clients: Clients) -> list[str]:
+    """Let the read-only role ``txguard_analyst``, where it exists, read the namespace's analyst
+    views (and nothing else); returns the views it could not read before.
+
+    The embedded stack creates the role; on an external server (RDS) a DBA does, once, and
+    the next ``txguard setup`` grants. The views run with their owner's rights, so the role
+    needs no right on the tables behind them.
+    """
+    schema = clients.settings.pg_schema
+    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    granted = []
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_ROLE,))
+            if cur.fetchone() is None:
+                log.info("no role %s on this PostgreSQL: no analyst grants (README, Tableau: a DBA creates it)",
+                         ANALYST_ROLE)  # fmt: skip
+                return []
+            role, namespace = sql.Identifier(ANALYST_ROLE), sql.Identifier(schema)
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(namespace, role))
+            for view in ANALYST_VIEWS:
+                cur.execute("SELECT has_table_privilege(%s, format('%%I.%%I', %s::text, %s::text), 'SELECT')",
+                            (ANALYST_ROLE, schema, view))  # fmt: skip
+                if cur.fetchone()[0]:
+                    continue
+                cur.execute(sql.SQL("GRANT SELECT ON {}.{} TO {}").format(namespace, sql.Identifier(view), role))
+                granted.append(view)
+    finally:
+        conn.close()
+    return granted
+
+
+def refresh_analyst_views(connect, upto: date | None = None,  # noqa: ANN001 - () -> psycopg2 connection
+                          rebuild: bool = False) -> date | None:  # fmt: skip
+    """Roll up the days completed since the last refresh, for the analyst's aggregate views
+    (schemas/sql/014; ``rebuild``: all of them again, 4 s on 1.3M events). The views are current
+    without it, and fast with it. Returns the watermark: the rollup holds the event days before
+    it (``upto``, by default the last complete day)."""
+    conn = connect()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT refresh_analyst_rollup(%s, %s)", (upto, rebuild))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
 
 
 def create_behavior_table(clients: Clients) -> list[str]:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 if TYPE_CHECKING:
     from producer.progress import ReplayStats
     from schemas.events import AlertEvent
-    from txguard.app import DeadLetterSummary
+    from txguard.app import DeadLetterSummary, TableauExport
     from txguard.stack import Endpoints
 
 
@@ -210,4 +210,17 @@ def dead_letters_text(summary: DeadLetterSummary, topic: str, redact: Any) -> st
     if summary.latest:
         lines.append("latest:")
         lines += [f"  {r.where}  {redact(r.reason)[:160]}" for r in summary.latest]
+    return "\n".join(lines)
+
+
+def tableau_text(export: TableauExport) -> str:
+    """``txguard tableau``: where the files are and how to open them."""
+    t = export.target
+    ssl = f", sslmode {t.sslmode}" if t.sslmode else ""
+    lines = [f"Tableau Desktop / Server: open a data source ({len(export.data_sources)}, one per view) in "
+             f"{export.data_sources[0].parent}",
+             f"  PostgreSQL {t.server}:{t.port}, database {t.dbname}, schema {t.schema}{ssl}, user txguard_analyst "
+             "(Tableau asks for its password)",
+             f"Tableau Public: Connect > To a File > More... > {export.extract}"]  # fmt: skip
+    lines += [f"  {rows:>10,} rows  {view}" for view, rows in export.rows.items()]
     return "\n".join(lines)

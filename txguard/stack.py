@@ -13,7 +13,10 @@ Every server listens on 127.0.0.1 only and starts with an allowlisted environmen
 takes SCRAM-SHA-256 password logins only: the superuser's password (kept in
 ``<home>/postgres-superuser.password``) serves this module to bootstrap; the services
 log in as the role ``txguard``, which is no superuser, with the password in the libpq
-passfile ``<home>/postgres.pgpass`` that their DSN names. Both files are 0600. Kafka
+passfile ``<home>/postgres.pgpass`` that their DSN names. The analysts (Tableau, psql)
+log in as the read-only role ``txguard_analyst`` with the password in
+``<home>/postgres-analyst.password``; ``txguard setup`` grants it SELECT on the analyst
+views (:mod:`schemas.analyst`). These files are 0600. Kafka
 (Tansu) and moto take no credentials: any local process can reach them.
 """
 
@@ -37,6 +40,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.analyst import ANALYST_ROLE
 from txguard.settings import Settings
 
 DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000}
@@ -45,6 +49,7 @@ APP_ROLE = "txguard"  # what the services log in as: owns the database, no super
 SUPERUSER = "postgres"  # the bootstrap superuser: only this module logs in as it
 SUPERUSER_PASSWORD_FILE = "postgres-superuser.password"
 PASSFILE = "postgres.pgpass"  # libpq passfile with the application role's password
+ANALYST_PASSWORD_FILE = "postgres-analyst.password"  # the read-only analyst role's password
 _START_TIMEOUT_S = 30.0
 # What a server process inherits from ours; everything else it needs is passed explicitly.
 _ENV_ALLOWED = ("PATH", "HOME", "LANG", "TZ")
@@ -283,6 +288,19 @@ def _ensure_app_password(settings: Settings) -> str:
     return _read_private(path).rsplit(":", 1)[1]
 
 
+def analyst_password(settings: Settings) -> str:
+    """The read-only analyst role's password on the embedded PostgreSQL (Tableau Desktop, psql)."""
+    return _read_private(settings.home / ANALYST_PASSWORD_FILE)
+
+
+def _ensure_analyst_password(settings: Settings) -> str:
+    try:
+        _create_private(settings.home / ANALYST_PASSWORD_FILE, secrets.token_urlsafe(32) + "\n")
+    except FileExistsError:
+        pass
+    return analyst_password(settings)
+
+
 def _app_dsn(settings: Settings, port: int) -> str:
     """The services' DSN: no password in it, libpq reads it from the passfile."""
     quoted = urllib.parse.quote(str(passfile(settings)), safe="/")
@@ -381,6 +399,7 @@ def _secure_postgres(settings: Settings, entry: dict) -> dict:
                          f"to the embedded PostgreSQL as {SUPERUSER}: restore it, or stop the stack and delete "
                          f"{datadir} to start afresh (its data is lost)")  # fmt: skip
     app_password = _ensure_app_password(settings)
+    analyst_password = _ensure_analyst_password(settings)
 
     def superuser(dbname: str):
         try:  # with trust still in force (legacy) the password is not asked for
@@ -402,11 +421,19 @@ def _secure_postgres(settings: Settings, entry: dict) -> dict:
             verb = "ALTER" if cur.fetchone() else "CREATE"
             cur.execute(f"{verb} ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
                         "NOBYPASSRLS PASSWORD %s", (_scram_verifier(app_password),))  # fmt: skip
+            # Read-only: it reads what `txguard setup` grants it (the analyst views) and creates nothing.
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_ROLE,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(f"{verb} ROLE {ANALYST_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                        "NOBYPASSRLS PASSWORD %s", (_scram_verifier(analyst_password),))  # fmt: skip
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE DATABASE "{DATABASE}" OWNER {APP_ROLE}')
             else:
                 cur.execute(f'ALTER DATABASE "{DATABASE}" OWNER TO {APP_ROLE}')
+            # Temporary tables (and functions in pg_temp) are PUBLIC's by default: only the owner
+            # (the services' role, whose sinks stage in temporary tables) keeps them.
+            cur.execute(f'REVOKE TEMPORARY ON DATABASE "{DATABASE}" FROM PUBLIC')
     finally:
         conn.close()
     conn = superuser(DATABASE)
@@ -486,8 +513,9 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
                 continue
             entry = state.get(name, {})
             if _alive(entry.get("pid")):
-                if name == "postgres" and entry.get("auth") != "scram-sha-256":
-                    # Started by an older txguard, with no passwords: secure it where it runs.
+                analyst_missing = not (settings.home / ANALYST_PASSWORD_FILE).exists()
+                if name == "postgres" and (entry.get("auth") != "scram-sha-256" or analyst_missing):
+                    # Started by an older txguard, with no passwords or no analyst role: secure it where it runs.
                     state[name] = _secure_postgres(settings, {**entry, "port": _pg_port(entry)})
                     _write_state(settings, state)
                 continue

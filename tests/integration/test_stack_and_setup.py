@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_setup_twice_changes_nothing(clients):
     again = setup(clients)  # the fixture already ran it once
-    assert again == {"topics": [], "migrations": [], "tables": []}
+    assert again == {"topics": [], "migrations": [], "analyst_grants": [], "tables": []}
     conn = clients.pg()
     with conn.cursor() as cur:
         cur.execute("SELECT version, name FROM schema_migrations ORDER BY version")
