@@ -445,6 +445,7 @@ class App:
             budget=budget or model.get("alerts_per_day") or self.settings.alerts_per_day,
             model_version=model.get("version"),
         )
+        self.refresh_analyst_views()
         conn = self.clients.pg()
         try:
             return write_report(conn, out, context)

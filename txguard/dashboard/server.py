@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 CHART_TTL_S = 15.0  # a chart is re-rendered at most this often, however many pages ask
+ROLLUP_EVERY_S = 300.0  # the aggregate views' rollup takes the newly completed days this often
 TransNum = Annotated[str, PathParam(pattern=TRANS_NUM_PATTERN)]
 
 
@@ -55,9 +56,11 @@ class VerdictRequest(BaseModel):
 class Charts:
     """The charts of :mod:`txguard.charts`, rendered from PostgreSQL and kept ``ttl_s`` seconds."""
 
-    def __init__(self, connect: Callable[[], Any], ttl_s: float = CHART_TTL_S):
+    def __init__(self, connect: Callable[[], Any], refresh_rollup: Callable[[], Any], ttl_s: float = CHART_TTL_S):
         self.connect = connect
+        self.refresh_rollup = refresh_rollup
         self.ttl_s = ttl_s
+        self._rolled_up_at = -ROLLUP_EVERY_S
         self._cache: dict[str, tuple[float, bytes, bytes]] = {}
         self._lock = threading.Lock()  # matplotlib is not thread-safe: one rendering at a time
 
@@ -79,6 +82,10 @@ class Charts:
                 return cached[1], cached[2]
             from txguard.charts import chart_data, render_png
 
+            # The views are current without it, but read the days after the rollup live.
+            if time.monotonic() - self._rolled_up_at >= ROLLUP_EVERY_S:
+                self.refresh_rollup()
+                self._rolled_up_at = time.monotonic()
             conn = self.connect()
             try:
                 frame = chart_data(conn, name)
@@ -102,7 +109,7 @@ def create_app(settings: Settings, *, host: str = DEFAULT_HOST, app: App | None 
         raise AppError(problem)
     core = app or App(settings)
     broadcast = Broadcast()
-    charts = Charts(lambda: core.clients.pg())
+    charts = Charts(lambda: core.clients.pg(), core.refresh_analyst_views)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
