@@ -69,8 +69,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     else:
         for name, entry in stack.status(settings).items():
-            where = entry.get("bootstrap") or entry.get("dsn") or entry.get("endpoint") or "-"
-            print(f"{name:9} {'running' if entry['running'] else 'stopped':8} {console.without_password(where)}")
+            where = (
+                console.without_password(entry["dsn"])
+                if entry.get("dsn")
+                else entry.get("bootstrap") or entry.get("endpoint") or "-"
+            )
+            print(f"{name:9} {'running' if entry['running'] else 'stopped':8} {where}")
         external = {"kafka": settings.kafka_bootstrap, "postgres": bool(settings.postgres_dsn.get_secret_value()),
                     "dynamodb": settings.dynamodb_endpoint}  # fmt: skip
         for name, value in external.items():

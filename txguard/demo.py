@@ -19,9 +19,11 @@ SAMPLE_FILE = Path("data/sample_transactions.csv")
 STALL_S = 60
 EXAMPLE_QUERIES = """\
   SELECT * FROM alerts ORDER BY score DESC LIMIT 20;
-  SELECT * FROM daily_activity ORDER BY day;
+  SELECT * FROM daily_anomaly_trend ORDER BY day;
   SELECT * FROM alert_quality;
 Watch alerts live:  .venv/bin/txguard --namespace {namespace} alerts --follow
+Dashboard:          .venv/bin/txguard --namespace {namespace} dashboard   (or: txguard demo --serve)
+Tableau files:      .venv/bin/txguard --namespace {namespace} tableau
 Stop the stack:     .venv/bin/txguard stack down"""
 
 

@@ -266,12 +266,17 @@ def superuser_password(settings: Settings) -> str:
     return _read_private(settings.home / SUPERUSER_PASSWORD_FILE)
 
 
-def _ensure_superuser_password(settings: Settings) -> str:
+def _ensure_password_file(path: Path) -> str:
+    """The password kept alone in ``path`` (0600), made up the first time."""
     try:
-        _create_private(settings.home / SUPERUSER_PASSWORD_FILE, secrets.token_urlsafe(32) + "\n")
+        _create_private(path, secrets.token_urlsafe(32) + "\n")
     except FileExistsError:
         pass
-    return superuser_password(settings)
+    return _read_private(path)
+
+
+def _ensure_superuser_password(settings: Settings) -> str:
+    return _ensure_password_file(settings.home / SUPERUSER_PASSWORD_FILE)
 
 
 def passfile(settings: Settings) -> Path:
@@ -294,11 +299,7 @@ def analyst_password(settings: Settings) -> str:
 
 
 def _ensure_analyst_password(settings: Settings) -> str:
-    try:
-        _create_private(settings.home / ANALYST_PASSWORD_FILE, secrets.token_urlsafe(32) + "\n")
-    except FileExistsError:
-        pass
-    return analyst_password(settings)
+    return _ensure_password_file(settings.home / ANALYST_PASSWORD_FILE)
 
 
 def _app_dsn(settings: Settings, port: int) -> str:

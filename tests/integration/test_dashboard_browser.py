@@ -25,20 +25,12 @@ try:
 except ImportError:
     pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
 
-from consumers.card_state import BehaviorStore  # noqa: E402 - after the skips
-from consumers.persist import PersistService  # noqa: E402
-from consumers.postgres import PostgresSink  # noqa: E402
-from consumers.scorer import ScorerService  # noqa: E402
-from model.train import train  # noqa: E402
-from producer.cards import CardProtector  # noqa: E402
-from producer.history import load_history  # noqa: E402
-from producer.replay import ReplayOptions, Topics, replay  # noqa: E402
-from producer.source import CsvSource  # noqa: E402
 from schemas.events import AlertEvent  # noqa: E402
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS  # noqa: E402
+from schemas.topics import ALERTS, LABELS, TRANSACTIONS  # noqa: E402
 from streaming.producer import produce  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
 from tests.integration.conftest import pg_count, pg_query, read_topic, wait_for  # noqa: E402
+from tests.integration.scored_data import replay_scored  # noqa: E402
 from txguard import stack  # noqa: E402
 from txguard.app import App  # noqa: E402
 from txguard.dashboard.server import create_app  # noqa: E402
@@ -54,22 +46,7 @@ ANALYST = "playwright analyst"
 @pytest.fixture(scope="module")
 def replayed(clients, services, tmp_path_factory):
     """The 600-row real slice replayed through persist and scorer: scored rows and alerts in PostgreSQL."""
-    settings = clients.settings
-    protector = CardProtector(App(settings).card_key())
-    model, _ = train(load_history(CsvSource(str(KAGGLE)), protector))
-    services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
-                                  PostgresSink(clients.pg)), clients)  # fmt: skip
-    services.start(ScorerService(settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
-                                 BehaviorStore(clients.dynamodb(), settings.behavior_table), model,
-                                 clients.producer()), clients)  # fmt: skip
-    stats = replay(
-        CsvSource(str(KAGGLE)), clients.producer(),
-        Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ)),
-        protector, ReplayOptions(quarantine=tmp_path_factory.mktemp("q") / "q.jsonl"), stop=threading.Event(),
-    )  # fmt: skip
-    assert stats.accepted == 600
-    for table in ("transactions", "scores", "labels"):
-        wait_for(lambda t=table: pg_count(clients, t) >= 600, what=f"600 rows in {table}")
+    replay_scored(clients, services, tmp_path_factory.mktemp("q") / "q.jsonl", verdict=False)
     assert pg_count(clients, "alerts") > 0, "the model flagged nothing"
 
 

@@ -10,24 +10,14 @@ from __future__ import annotations
 import base64
 import csv
 import re
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from consumers.card_state import BehaviorStore
-from consumers.persist import PersistService
-from consumers.postgres import PostgresSink
-from consumers.scorer import ScorerService
-from model.train import train
-from producer.cards import CardProtector
-from producer.history import load_history
-from producer.replay import ReplayOptions, Topics, replay
-from producer.source import CsvSource
-from schemas.topics import ALERTS, DLQ, LABELS, SCORES, TRANSACTIONS
 from tests.conftest import FIXTURES
-from tests.integration.conftest import pg_count, pg_query, wait_for
+from tests.integration.conftest import pg_query
+from tests.integration.scored_data import replay_scored
 from txguard import charts
 from txguard.app import App
 
@@ -40,22 +30,7 @@ PAN_RUN = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 @pytest.fixture(scope="module")
 def replayed(clients, services, tmp_path_factory):
     """The 600-row real slice (5 frauds, 49 states, two days) replayed through persist and the scorer."""
-    settings = clients.settings
-    protector = CardProtector(App(settings).card_key())
-    model, _ = train(load_history(CsvSource(str(KAGGLE_CSV)), protector))
-    services.start(PersistService({spec.name: settings.topic(spec) for spec in (TRANSACTIONS, SCORES, LABELS)},
-                                  PostgresSink(clients.pg)), clients)  # fmt: skip
-    services.start(ScorerService(settings.topic(TRANSACTIONS), settings.topic(SCORES), settings.topic(ALERTS),
-                                 BehaviorStore(clients.dynamodb(), settings.behavior_table), model,
-                                 clients.producer()), clients)  # fmt: skip
-    stats = replay(
-        CsvSource(str(KAGGLE_CSV)), clients.producer(),
-        Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ)),
-        protector, ReplayOptions(quarantine=tmp_path_factory.mktemp("q") / "q.jsonl"), stop=threading.Event(),
-    )  # fmt: skip
-    assert stats.accepted == 600
-    for table in ("transactions", "scores", "labels"):
-        wait_for(lambda t=table: pg_count(clients, t) >= 600, what=f"600 rows in {table}")
+    replay_scored(clients, services, tmp_path_factory.mktemp("q") / "q.jsonl", verdict=False)
     # An analyst's verdicts (the dashboard's table): one alert confirmed, one a false positive.
     conn = clients.pg()
     try:
