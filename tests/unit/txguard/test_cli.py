@@ -147,3 +147,17 @@ def test_the_alert_budget_comes_from_the_flag_or_the_setting(capsys, tmp_path, k
         json.loads(p.read_text())["alerts_per_day"] for p in sorted((tmp_path / "model").glob("versions/*/model.json"))
     ]
     assert sorted(budgets) == [7.5, 42.0]
+
+
+def test_stack_status_shows_each_endpoint_with_only_the_dsn_masked(capsys, tmp_path, monkeypatch):
+    from txguard import stack
+
+    monkeypatch.setattr(stack, "status", lambda _settings: {  # the running servers: a boundary here
+        "kafka": {"running": True, "bootstrap": "127.0.0.1:19092"},
+        "postgres": {"running": True, "dsn": "postgresql://txguard:s3cret@127.0.0.1:15432/txguard"},
+        "moto": {"running": False, "endpoint": "http://127.0.0.1:15000"}})  # fmt: skip
+    assert main(["--home", str(tmp_path), "stack", "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["kafka", "running", "127.0.0.1:19092"]
+    assert lines[1].split() == ["postgres", "running", "postgresql://txguard:***@127.0.0.1:15432/txguard"]
+    assert lines[2].split() == ["moto", "stopped", "http://127.0.0.1:15000"]
