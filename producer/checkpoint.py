@@ -20,6 +20,9 @@ class ReplayCheckpoint:
     source: str
     line: int
     pending_labels: list[list[float | str]] = field(default_factory=list)
+    # A file replayed sorted (not in event-time order): the event time (ms) of ``line``, which
+    # with it is the position in the sorted order.
+    event_ms: int | None = None
 
     @classmethod
     def load(cls, path: Path, source: str) -> ReplayCheckpoint | None:
@@ -29,10 +32,15 @@ class ReplayCheckpoint:
         saved = json.loads(path.read_text())
         if saved.get("source") != source:
             return None
-        return cls(source, int(saved["line"]), saved.get("pending_labels", []))
+        event_ms = saved.get("event_ms")
+        return cls(source, int(saved["line"]), saved.get("pending_labels", []),
+                   int(event_ms) if event_ms is not None else None)  # fmt: skip
 
     def save(self, path: Path) -> None:
         """Replace the checkpoint at ``path`` atomically (a crash leaves the old one whole)."""
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"source": self.source, "line": self.line, "pending_labels": self.pending_labels}))
+        saved: dict = {"source": self.source, "line": self.line, "pending_labels": self.pending_labels}
+        if self.event_ms is not None:
+            saved["event_ms"] = self.event_ms
+        tmp.write_text(json.dumps(saved))
         os.replace(tmp, path)

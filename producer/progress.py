@@ -14,6 +14,7 @@ class ReplayStats:
     rejected_rows: int = 0
     rejected: Counter = field(default_factory=Counter)  # per reason; a row may have several
     skipped: int = 0  # outside --start/--end/--limit or before --resume
+    masked_text: int = 0  # merchant or city values published with a card number in them masked
     labels: int = 0
     delivery_errors: int = 0
     first_event: datetime | None = None

@@ -14,16 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from producer.blocks import Prepared, prefetch, prepare_blocks
+from producer.blocks import Position, Prepared, Source, prefetch, prepare_blocks
 from producer.cards import CardProtector
 from producer.checkpoint import ReplayCheckpoint
 from producer.encode import EncodedBlock
 from producer.labels import LabelScheduler, PendingLabel
 from producer.options import ReplayOptions
+from producer.order import SortedSource, first_out_of_order
 from producer.pacing import Pacer
 from producer.progress import ReplayStats
 from producer.rejects import Rejects
-from producer.source import CsvSource
+from producer.source import CsvSource, SourceError
 from streaming.producer import delivery_errors, produce
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Topics:
     dlq: str
 
 
-ProgressCallback = Callable[[ReplayStats, CsvSource], None]
+ProgressCallback = Callable[[ReplayStats, Source], None]
 
 
 def replay(
@@ -59,10 +60,28 @@ def replay(
     producer should report delivery errors through ``delivery_errors`` (see
     ``streaming.producer.ReportingProducer``): a block with failed deliveries is
     not checkpointed.
+
+    A file not in event-time order is replayed sorted by (event time, line)
+    (:class:`producer.order.SortedSource`); its checkpoint then holds the event time
+    of the last row handled besides its line.
     """
-    run = _Replay(source, producer, topics, protector, options, stop or threading.Event(), on_progress)
+    stop = stop or threading.Event()
+    stream: Source = source
+    late = first_out_of_order(source)
+    if late is not None:
+        if options.resume_after_line and options.resume_after_key is None:
+            raise SourceError(
+                f"{source.location} is not in event-time order ({late}) but the checkpoint was "
+                "written replaying it in line order: the file changed; replay without --resume"
+            )
+        log.info("%s is not in event-time order (%s): replaying it sorted by event time", source.location, late)
+        stream = SortedSource(source, options.spill_dir, options.sort_run_rows, stop=stop)
+    elif options.resume_after_key is not None:
+        raise SourceError(f"{source.location} is in event-time order but the checkpoint was written replaying it "
+                          "sorted: the file changed; replay it without --resume")  # fmt: skip
+    run = _Replay(stream, producer, topics, protector, options, stop, on_progress)
     try:
-        for prepared in prefetch(prepare_blocks(source, options, protector)):
+        for prepared in prefetch(prepare_blocks(stream, options, protector)):
             if not run.take(prepared):
                 break
         if not run.stop.is_set() and not run.limit_reached:
@@ -77,7 +96,7 @@ def replay(
 class _Replay:
     """The state of one replay: what was sent, what is pending, when to checkpoint."""
 
-    def __init__(self, source: CsvSource, producer: Any, topics: Topics, protector: CardProtector,
+    def __init__(self, source: Source, producer: Any, topics: Topics, protector: CardProtector,
                  options: ReplayOptions, stop: threading.Event, on_progress: ProgressCallback | None):  # fmt: skip
         self.source, self.producer, self.topics, self.options = source, producer, topics, options
         self.stop, self.on_progress = stop, on_progress
@@ -88,22 +107,35 @@ class _Replay:
         self.errors_before = delivery_errors(producer)
         self.last_progress = self.last_checkpoint = time.monotonic()
         self.limit_reached = False
+        self.sorted_order = isinstance(source, SortedSource)
+        self.position: Position | None = None  # the last row handled: sent, rejected or out of scope
 
     def take(self, prepared: Prepared) -> bool:
-        """Reject, send and account for one block; False when the replay should end."""
+        """Send, reject and account for one block; False when the replay should end.
+
+        Cut short (the limit, a stop), only the rejects before the last event sent are
+        reported: the checkpoint is that event, so a resume reports the others, once.
+        """
         stats = self.stats
         stats.bytes_read, stats.total_bytes = prepared.bytes_read, prepared.total_bytes
-        for line, raw, reasons in prepared.rejects:
-            self.rejects.reject(line, raw, reasons)
         stats.skipped += prepared.skipped
+        stats.masked_text += prepared.masked
         block = prepared.block
-        if block is None:
-            return True
-        n = self.send_block(block)
+        n = self.send_block(block) if block is not None else 0
+        cut = block is not None and (n < len(block.events) or self.limit_reached)
+        for (line, raw, reasons), before in zip(prepared.rejects, prepared.events_before, strict=True):
+            if not cut or before < n:
+                self.rejects.reject(line, raw, reasons)
         stats.accepted += n
         stats.accepted_in_block = 0
-        if n:
-            stats.last_line = block.lines[n - 1]
+        if cut:
+            if n:
+                self.position = prepared.event_position(n - 1)
+        elif prepared.end is not None:
+            self.position = prepared.end
+        if self.position is not None:
+            stats.last_line = self.position[1]
+        if block is not None and n:
             stats.first_event = stats.first_event or block.first_event
             stats.last_event = block.last_event
         if time.monotonic() - self.last_checkpoint > CHECKPOINT_EVERY_S:
@@ -157,12 +189,13 @@ class _Replay:
     def checkpoint(self) -> None:
         """Record the last line whose event the broker acknowledged (after a flush), and the
         labels not yet due: a resumed replay releases them on time instead of losing them."""
-        if self.options.checkpoint is None or self.stats.last_line == 0:
+        if self.options.checkpoint is None or self.position is None:
             return
         if self.producer.flush(30) != 0 or delivery_errors(self.producer) > self.errors_before:
             log.error("not checkpointing: deliveries failed or are still pending")
             return
-        saved = ReplayCheckpoint(self.source.location, self.stats.last_line, self.labels.to_json())
+        key = self.position[0] if self.sorted_order and self.position is not None else None
+        saved = ReplayCheckpoint(self.source.location, self.stats.last_line, self.labels.to_json(), key)
         saved.save(self.options.checkpoint)
 
     def close(self) -> None:

@@ -55,6 +55,7 @@ class Chunk:
 
     batch: pa.RecordBatch
     lines: list[int]
+    keys: np.ndarray | None = None  # read sorted (``producer.order``): each row's sort key, its event time in ms
 
 
 class _CountingReader(io.RawIOBase):
@@ -228,10 +229,12 @@ class CsvSource:
         finally:
             raw.close()
 
-    def chunks(self, line_hasher: Callable[[], Any] = hashlib.sha256) -> Iterator[Chunk]:
-        """Yield blocks of rows; rows with the wrong number of fields, and lines longer than
-        ``max_line_bytes``, go to ``malformed`` (those with their size and their hash by
-        ``line_hasher``: the replay's is keyed, as a line may hold a card number)."""
+    def chunks(
+        self, line_hasher: Callable[[], Any] = hashlib.sha256, columns: tuple[str, ...] | None = None
+    ) -> Iterator[Chunk]:
+        """Yield blocks of rows (of ``columns`` only, if given); rows with the wrong number of
+        fields, and lines longer than ``max_line_bytes``, go to ``malformed`` (those with their
+        size and their hash by ``line_hasher``: the replay's is keyed, as a line may hold a card number)."""
         self._reader = _CountingReader(self._open())
         stream = io.BufferedReader(self._reader, buffer_size=1 << 20)
         header = _read_header(stream, self.max_line_bytes)
@@ -264,7 +267,7 @@ class CsvSource:
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                include_columns=[n for n in names if n != "_index"],
+                include_columns=[n for n in names if n != "_index" and (columns is None or n in columns)],
             ),
         )
         next_line = 2  # line 1 is the header

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from producer.cards import has_card_number
+from producer.cards import has_card_number, redact
 from schemas.fields import (
     BIRTH_YEARS,
     GENDER_PATTERN,
@@ -76,6 +76,26 @@ _PUBLISHED_TEXT = ("merchant", "city")
 _MAY_HOLD_DIGITS = r"[0-9]|[^\x00-\x7f]"
 
 
+def mask_card_numbers(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
+    """``batch`` with every 11-19 digit run of its published free text masked, and how many values were.
+
+    A card number typed into a merchant or city is published masked as the card itself is
+    (:func:`producer.cards.redact`): the transaction is real, only the text is not to be seen.
+    """
+    masked = 0
+    for column in _PUBLISHED_TEXT:
+        values = batch.column(column)
+        suspects = pc.indices_nonzero(pc.match_substring_regex(values, _MAY_HOLD_DIGITS)).to_pylist()
+        found = {i: redact(text) for i in suspects if has_card_number(text := values[i].as_py())}
+        if found:
+            texts = values.to_pylist()
+            for i, text in found.items():
+                texts[i] = text
+            batch = batch.set_column(batch.schema.get_field_index(column), column, pa.array(texts, pa.string()))
+            masked += len(found)
+    return batch, masked
+
+
 class TransNumSet:
     """The trans_nums seen so far, 16 bytes each in sorted numpy runs (not Python objects).
 
@@ -121,12 +141,13 @@ def _damage_hint(column: str, values: pa.Array, bad: list[int]) -> dict[int, str
     hints: dict[int, str] = {}
     for i in bad:
         v = values[i].as_py()
+        shown = redact(v)  # before repr: its escapes (a tab as \\t) would split a digit run in two
         if pc.match_substring_regex(v, _SCIENTIFIC).as_py():
-            hints[i] = f"{column} is in scientific notation ({v!r}): digits were lost, re-export the file"
+            hints[i] = f"{column} is in scientific notation ({shown!r}): digits were lost, re-export the file"
         elif pc.match_substring_regex(v, _FLOAT_WRITTEN_INT).as_py():
-            hints[i] = f"{column} is written as a decimal ({v!r}): the file was re-saved by a spreadsheet"
+            hints[i] = f"{column} is written as a decimal ({shown!r}): the file was re-saved by a spreadsheet"
         elif column in ("trans_date_trans_time", "dob") and "/" in v:
-            hints[i] = f"{column} is in a spreadsheet date format ({v!r}), expected YYYY-MM-DD"
+            hints[i] = f"{column} is in a spreadsheet date format ({shown!r}), expected YYYY-MM-DD"
     return hints
 
 
@@ -165,11 +186,6 @@ def validate(batch: pa.RecordBatch, seen_trans_nums: TransNumSet) -> Verdict:
     if pc.any(pc.match_substring_regex(pc.binary_join_element_wise(*(cols[c] for c in _TEXT), ""), _CONTROL)).as_py():
         for column in _TEXT:
             reject(pc.match_substring_regex(cols[column], _CONTROL), f"{column} contains a control character")
-    for column in _PUBLISHED_TEXT:
-        suspects = pc.indices_nonzero(pc.match_substring_regex(cols[column], _MAY_HOLD_DIGITS)).to_pylist()
-        for i in suspects:
-            if has_card_number(cols[column][i].as_py()):
-                reasons[i].append(f"{column} contains a card number")
     year = pc.cast(pc.if_else(pc.match_substring_regex(cols["dob"], r"^[0-9]{4}"),
                               pc.utf8_slice_codeunits(cols["dob"], 0, 4), "2000"), pa.int32())  # fmt: skip
     first_year, last_year = BIRTH_YEARS

@@ -295,6 +295,7 @@ class App:
             speed=request.speed, rate=request.rate, start=request.start, end=request.end, limit=request.limit,
             labels=request.labels, label_delay=request.label_delay,
             resume_after_line=saved.line if saved else 0, resume_labels=saved.pending_labels if saved else [],
+            resume_after_key=saved.event_ms if saved else None, spill_dir=self.settings.home / "tmp",
             quarantine=request.quarantine or self.settings.home / "quarantine.jsonl", checkpoint=checkpoint,
         )  # fmt: skip
         topics = Topics(self.settings.topic(TRANSACTIONS), self.settings.topic(LABELS), self.settings.topic(DLQ))

@@ -191,6 +191,8 @@ def replay_text(stats: ReplayStats) -> str:
     lines = [f"sent {stats.accepted:,} events, {stats.labels:,} labels; rejected {stats.rejected_rows:,} rows; "
              f"skipped {stats.skipped:,}; {stats.rows_per_s:,.0f} rows/s"]  # fmt: skip
     lines += [f"  {n:>9,} rows: {reason}" for reason, n in stats.rejected.most_common()]
+    if stats.masked_text:
+        lines.append(f"  {stats.masked_text:>9,} merchant or city values held a card number: published masked")
     if stats.delivery_errors:
         lines.append(f"  {stats.delivery_errors:,} deliveries FAILED: see the log; rerun with --resume")
     return "\n".join(lines)
