@@ -61,7 +61,8 @@ def time_range(path: Path) -> tuple[datetime, datetime]:
     """First and last event time, wherever they are in the file (a shuffled copy too)."""
     import pandas as pd
 
-    times = pd.to_datetime(pd.read_csv(path, usecols=["trans_date_trans_time"])["trans_date_trans_time"])
+    column = pd.read_csv(path, usecols=["trans_date_trans_time"], dtype=str)["trans_date_trans_time"]
+    times = pd.to_datetime(column, format="%Y-%m-%d %H:%M:%S", errors="coerce")  # a damaged one is rejected later
     return times.min().to_pydatetime(), times.max().to_pydatetime()
 
 
