@@ -17,8 +17,9 @@ class LabelScheduler:
     outstanding label is known and released. What is still pending goes into the
     checkpoint (:meth:`to_json`), so a resumed replay releases it on time.
 
-    Due times follow the order of the file: a label is released when the oldest
-    pending one is due, as the chargebacks of a time-ordered file would arrive.
+    Due times follow the order of the events, which the replay sends in event-time order
+    (a file out of order is read sorted, ``producer.order``): a label is released when the
+    oldest pending one is due, as the chargebacks would arrive.
     """
 
     def __init__(self, delay: timedelta, pending: Iterable[PendingLabel] = ()) -> None:
