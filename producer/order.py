@@ -94,6 +94,8 @@ class SortedSource:
     batch_rows: int = BATCH_ROWS
     stop: threading.Event | None = None
     runs_written: int = 0
+    rows_spilled: int = 0
+    rows_merged: int = 0  # handed on so far: the share of the replay done, once the file is spilled
 
     @property
     def location(self) -> str:
@@ -105,7 +107,11 @@ class SortedSource:
 
     @property
     def bytes_read(self) -> int:
-        return self.source.bytes_read
+        """While spilling, the bytes read; then the share of the rows handed on, in bytes (for progress and ETA)."""
+        total = self.source.total_bytes
+        if not self.rows_merged or not total:
+            return self.source.bytes_read
+        return int(total * self.rows_merged / self.rows_spilled)
 
     @property
     def total_bytes(self) -> int | None:
@@ -146,6 +152,7 @@ class SortedSource:
                 log.info("sorting %s: %s%s rows in %d runs", self.location, share, f"{rows:,}", len(runs))
         if held:
             runs.append(self._write_run(tmp, pa.concat_tables(pending)))
+        self.rows_spilled = rows
         log.info("sorting %s: %s rows in %d runs of at most %s rows, spilled in %.1fs", self.location,
                  f"{rows:,}", len(runs), f"{self.run_rows:,}", time.monotonic() - started)  # fmt: skip
         return runs
@@ -176,7 +183,9 @@ class SortedSource:
                 merged = pa.concat_tables([p for p in pieces if p.num_rows])
                 merged = merged.take(pc.sort_indices(merged, sort_keys=[("_key", "ascending"), ("_line", "ascending")]))
                 for at in range(0, merged.num_rows, self.batch_rows):
-                    yield _chunk(merged.slice(at, self.batch_rows))
+                    chunk = _chunk(merged.slice(at, self.batch_rows))
+                    self.rows_merged += chunk.batch.num_rows
+                    yield chunk
                 live = [r for r in live if r.rows or r.load()]
         finally:
             for r in runs:

@@ -83,7 +83,10 @@ def test_the_sort_gives_every_row_once_by_event_time_then_line_with_its_own_line
     by_line = {line: r for line, r in enumerate(rows, start=2)}
 
     sorter = RecordingSort(CsvSource(str(path)), tmp_path / "spill", run_rows=70, batch_rows=16)
-    chunks = list(sorter.chunks())
+    chunks, shares = [], []
+    for chunk in sorter.chunks():
+        chunks.append(chunk)
+        shares.append(sorter.bytes_read / path.stat().st_size)  # progress: the rows handed on, not the bytes spilled
     positions = [(int(k), ln) for c in chunks for k, ln in zip(c.keys, c.lines, strict=True)]
     assert positions == sorted(positions) and len(positions) == len(rows)  # stable: ties by line
     assert sorted(ln for _, ln in positions) == list(by_line)
@@ -92,6 +95,7 @@ def test_the_sort_gives_every_row_once_by_event_time_then_line_with_its_own_line
         assert c.batch.column("trans_num").to_pylist() == [by_line[ln][ident] for ln in c.lines]
     # Bounded: runs of at most run_rows, merged chunks of at most batch_rows.
     assert sorter.run_sizes == [70] * 8 + [40] and max(c.batch.num_rows for c in chunks) <= 16
+    assert shares == sorted(shares) and shares[0] < 0.1 and shares[-1] == 1.0
     assert stat.S_IMODE((tmp_path / "spill").stat().st_mode) == 0o700
     assert not sorter.spilled_in.exists() and not list((tmp_path / "spill").iterdir())  # runs removed
 
