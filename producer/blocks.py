@@ -85,6 +85,7 @@ def prepare_blocks(source: Source, options: ReplayOptions, protector: CardProtec
     """Read, scope, validate and encode block by block, in the order ``source`` gives."""
     seen = TransNumSet()
     reported = 0
+    resuming = bool(options.resume_after_line) or options.resume_after_key is not None
     resume: Position = (options.resume_after_key or 0, options.resume_after_line)
     is_sorted = False
     for chunk in source.chunks(protector.line_hasher):
@@ -92,7 +93,7 @@ def prepare_blocks(source: Source, options: ReplayOptions, protector: CardProtec
         # A malformed line has no time: read sorted, it comes first, with the rows whose time is unreadable.
         malformed_key = UNTIMED if is_sorted else 0
         malformed = [bad for bad in source.malformed[reported:]
-                     if bad.line is None or (malformed_key, bad.line) > resume]  # fmt: skip
+                     if not resuming or bad.line is None or (malformed_key, bad.line) > resume]  # fmt: skip
         reported = len(source.malformed)
         scope = in_scope(chunk.batch, chunk.lines, options, chunk.keys)
         batch = chunk.batch.filter(scope)
@@ -111,8 +112,7 @@ def prepare_blocks(source: Source, options: ReplayOptions, protector: CardProtec
                 before.append(int(events_so_far[i]))
         good, masked = mask_card_numbers(batch.filter(verdict.accepted))
         block = encode_events(good, kept_lines, protector)
-        last = len(chunk.lines) - 1
-        end = (int(chunk.keys[last]) if is_sorted else 0, chunk.lines[last]) if last >= 0 else None  # type: ignore[index]
+        end = None if not chunk.lines else (int(chunk.keys[-1]) if chunk.keys is not None else 0, chunk.lines[-1])
         yield Prepared(rejects, chunk.batch.num_rows - batch.num_rows, block, source.bytes_read, source.total_bytes,
                        before, end, masked, is_sorted)  # fmt: skip
     tail = source.malformed[reported:]

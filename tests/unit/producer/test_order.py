@@ -127,12 +127,13 @@ def test_a_shuffled_file_is_replayed_in_event_time_order_labels_by_the_sorted_cl
 def test_rejects_name_their_line_in_the_file_not_in_the_sorted_order(shuffled, tmp_path):
     header, rows = read_rows(shuffled)
     rows[10][header.index("amt")] = "-5"
+    rows[20].append("an extra field")  # a ragged line: no time, it comes first
     path = write_rows(tmp_path / "bad.csv", header, rows)
     producer = RecordingProducer()
     options = ReplayOptions(labels=False, quarantine=tmp_path / "q.jsonl", spill_dir=tmp_path / "spill")
     stats = replay(CsvSource(str(path)), producer, TOPICS, PROTECTOR, options)
-    assert (stats.accepted, stats.rejected_rows) == (599, 1)
-    assert json.loads((tmp_path / "q.jsonl").read_text())["line"] == 12
+    assert (stats.accepted, stats.rejected_rows) == (598, 2)
+    assert [json.loads(line)["line"] for line in (tmp_path / "q.jsonl").read_text().splitlines()] == [22, 12]
 
 
 def test_a_shuffled_file_resumes_in_sorted_order_each_row_and_reject_once(shuffled, tmp_path):
