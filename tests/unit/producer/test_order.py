@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import stat
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,15 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from producer.cards import CardProtector
 from producer.history import load_history
 from producer.order import UNTIMED, SortedSource, first_out_of_order, sort_keys
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource, SourceError
+from tests.conftest import FIXTURES
 from tests.unit.producer.test_replay import RecordingProducer
 from txguard.demo import time_range
 
@@ -73,7 +77,7 @@ class RecordingSort(SortedSource):
 
 
 def test_the_sort_gives_every_row_once_by_event_time_then_line_with_its_own_line_number(tmp_path):
-    header, rows = read_rows(Path(__file__).parents[2] / "fixtures" / "kaggle_rows2301_2900.csv")
+    header, rows = read_rows(FIXTURES / "kaggle_rows2301_2900.csv")
     when, ident = header.index("trans_date_trans_time"), header.index("trans_num")
     for r in rows[100:140]:  # ties: 40 rows at one time, spread over the file by the shuffle
         r[when] = "2019-01-02 00:00:00"
@@ -210,3 +214,19 @@ def test_the_order_is_checked_on_readable_times_only(kaggle_csv, tmp_path):
     path = write_rows(tmp_path / "damaged.csv", header, rows)
     assert first_out_of_order(CsvSource(str(path))) is None
     assert np.array_equal(sort_keys(pa.array(["2/1/2019 1:06"])), [UNTIMED])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seconds=st.lists(st.integers(0, 9), min_size=1, max_size=60), run_rows=st.integers(1, 25),
+       batch_rows=st.integers(1, 9))  # fmt: skip
+def test_any_order_any_run_and_batch_size_comes_out_sorted_by_time_then_line(seconds, run_rows, batch_rows):
+    header, rows = read_rows(FIXTURES / "kaggle_rows2301_2900.csv")
+    when = header.index("trans_date_trans_time")
+    body = [[*rows[0][:when], f"2019-01-01 00:00:0{s}", *rows[0][when + 1 :]] for s in seconds]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_rows(Path(tmp) / "any.csv", header, body)
+        chunks = list(SortedSource(CsvSource(str(path)), Path(tmp) / "spill", run_rows, batch_rows).chunks())
+        assert not list((Path(tmp) / "spill").iterdir())
+    lines = [ln for c in chunks for ln in c.lines]
+    assert lines == sorted(range(2, len(seconds) + 2), key=lambda ln: (seconds[ln - 2], ln))
+    assert all(c.batch.num_rows <= batch_rows for c in chunks)
