@@ -50,7 +50,10 @@ def grouped(pan: str, separator: str) -> str:
 
 
 def hostile_rows(rows: list[list[str]], col: dict[str, int]) -> tuple[list[str], int]:
-    """Card numbers planted in every way the review found; (the numbers, how many rows are rejected)."""
+    """Card numbers planted in every way the review found; (the numbers, how many rows are rejected).
+
+    Two rows hold one in their merchant or city: they are published with it masked.
+    """
     rng = random.Random(9)
     pans = [luhn_valid(rng, n) for n in (11, 12, 13, 14, 15, 16, 16, 16, 17, 18, 19, 16, 16, 16, 16, 16)]
     p = iter(pans)
@@ -58,8 +61,6 @@ def hostile_rows(rows: list[list[str]], col: dict[str, int]) -> tuple[list[str],
         (10, "cc_num", grouped(next(p), ".")),
         (11, "cc_num", grouped(next(p), "_")),
         (12, "cc_num", grouped(next(p), "\t")),
-        (13, "merchant", "fraud_Shop " + grouped(next(p), "  ")),  # a double space
-        (14, "city", "City " + grouped(next(p), "-").translate(FULLWIDTH)),
         (15, "merchant", "fraud_X " + grouped(next(p), " ").replace(" ", "\n", 2)),  # a quoted line break
         (16, "amt", "99" + next(p) + "123"),  # a run of 21 digits
         (17, "dob", "1978-10-05 " + next(p)),
@@ -68,7 +69,11 @@ def hostile_rows(rows: list[list[str]], col: dict[str, int]) -> tuple[list[str],
         (20, "trans_date_trans_time", "2/1/2019 1:06"),  # the row's own card number is then in a rejected row
         (21, "cc_num", "2.29E+15"),
     ]
-    for row, column, value in rejected:
+    masked = [  # published free text: the row is sent with the number masked
+        (13, "merchant", "fraud_Shop " + grouped(next(p), "  ")),  # a double space
+        (14, "city", "City " + grouped(next(p), "-").translate(FULLWIDTH)),
+    ]
+    for row, column, value in rejected + masked:
         rows[row][col[column]] = value
     kept = next(p)  # in columns that are dropped or not published: the rows stay valid
     for column in ("first", "last", "street", "job"):
@@ -107,7 +112,7 @@ def test_a_hostile_file_leaves_no_card_number_anywhere(clients, services, tmp_pa
     stats = replay(CsvSource(str(hostile)), clients.producer(),
                    Topics(settings.topic(TRANSACTIONS), settings.topic(LABELS), settings.topic(DLQ)),
                    PROTECTOR, ReplayOptions(quarantine=quarantine), stop=threading.Event())  # fmt: skip
-    assert (stats.accepted, stats.rejected_rows) == (600 - n_rejected, n_rejected)
+    assert (stats.accepted, stats.rejected_rows, stats.masked_text) == (600 - n_rejected, n_rejected, 2)
     for table in ("transactions", "scores", "labels"):
         wait_for(lambda t=table: pg_count(clients, t) >= stats.accepted, what=f"{stats.accepted} rows in {table}")
 
