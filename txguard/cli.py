@@ -189,9 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    print(console.ALERT_HEADER)
+    alerts = app_from(args).alerts(follow=args.follow)  # with --follow, positioned at the end by now
+    print(console.ALERT_HEADER, flush=True)
     try:
-        for shown, alert in enumerate(app_from(args).alerts(follow=args.follow), start=1):
+        for shown, alert in enumerate(alerts, start=1):
             print(console.alert_line(alert), flush=True)
             if args.limit and shown >= args.limit:
                 break
