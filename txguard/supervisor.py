@@ -119,6 +119,8 @@ def describe_exit(returncode: int) -> str:
 class Supervisor:
     """Runs services as child processes until stopped; see the module docstring for the policy."""
 
+    poll_s = 0.5  # how often the children are looked at
+
     def __init__(self, settings: Settings, services: Sequence[str] = SERVICES):
         self.settings = settings
         self.services = tuple(services)
@@ -145,7 +147,7 @@ class Supervisor:
                  ", ".join(f"{n} ({p.pid})" for n, p in self.procs.items()))  # fmt: skip
         announced = False
         code = 0
-        while not self.stop.wait(0.5):
+        while not self.stop.wait(self.poll_s):
             failure = self._check_children()
             if failure:
                 log.error("%s: stopping every service", failure)
