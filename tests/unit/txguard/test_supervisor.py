@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import threading
 
 import pytest
 
@@ -89,3 +90,23 @@ def test_a_stop_signal_stops_every_service_and_exits_0(starts, tmp_path):
     s.stop.set()  # as the SIGTERM handler does
     assert s.run() == 0
     assert all(c.returncode == -signal.SIGTERM for children in starts.children.values() for c in children)
+
+
+class StubbornChild(FakeChild):
+    """Ignores SIGTERM (a service stuck in a call)."""
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_a_service_that_does_not_stop_in_time_is_killed():
+    stubborn, good = StubbornChild("scorer", None), FakeChild("persist", None)
+    assert sup.stop_services([stubborn, good], timeout=0.05) == [stubborn]
+    assert (stubborn.returncode, good.returncode) == (-signal.SIGKILL, -signal.SIGTERM)
+
+
+def test_a_second_signal_kills_without_waiting_for_the_timeout():
+    hurry = threading.Event()
+    hurry.set()
+    stubborn = StubbornChild("scorer", None)
+    assert sup.stop_services([stubborn], timeout=3600, hurry=hurry) == [stubborn]
