@@ -1,10 +1,11 @@
-"""Reading a topic from the start to its end, for the viewers (alerts, dead letters)."""
+"""Reading a topic for the viewers (alerts, dead letters): from the start to its end, or what comes next."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 
 def read_to_end(consumer: Consumer, topic: str, follow: bool = False) -> Iterator[Message]:
@@ -33,3 +34,37 @@ def read_to_end(consumer: Consumer, topic: str, follow: bool = False) -> Iterato
                     return
             continue
         yield msg
+
+
+def assign_at_end(consumer: Consumer, topic: str, timeout_s: float = 30) -> None:
+    """Assign every partition of ``topic`` at its end: what is polled next was published after this call.
+
+    No consumer group offsets are used. Each partition is read to its end here (the
+    consumer must have ``enable.partition.eof`` set), because the end a broker reports
+    may be short of it: Tansu 0.6 answers ListOffsets(latest) with the last batch's base
+    offset + 1, so ``auto.offset.reset=latest`` showed that batch as new.
+    """
+    deadline = time.monotonic() + timeout_s
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise KafkaException(metadata.error)
+    ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1])
+            for p in sorted(metadata.partitions)]  # fmt: skip
+    consumer.assign(ends)
+    ended: set[int | None] = set()
+    while len(ended) < len(ends):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: the end of partitions {sorted({t.partition for t in ends} - ended)} "
+                               f"was not reached in {timeout_s:g}s")  # fmt: skip
+        msg = consumer.poll(0.5)
+        error = msg.error() if msg is not None else None
+        if msg is not None and error is not None and error.code() == KafkaError._PARTITION_EOF:
+            ended.add(msg.partition())
+
+
+def read_new(consumer: Consumer) -> Iterator[Message]:
+    """The messages of the assigned partitions, forever (after :func:`assign_at_end`)."""
+    while True:
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            yield msg

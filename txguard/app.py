@@ -394,14 +394,26 @@ class App:
     # --- reading the topics --------------------------------------------------------------
 
     def alerts(self, follow: bool = False) -> Iterator[AlertEvent]:
-        """The alerts on the topic (``follow``: only those published from now on, until stopped)."""
-        from streaming.message import value_of
-        from streaming.reader import read_to_end
+        """The alerts on the topic; ``follow``: those published after this call returns, until closed."""
+        from streaming.reader import assign_at_end, read_new, read_to_end
 
-        consumer = self.clients.consumer(f"alerts-viewer-{os.getpid()}", **{
-            "auto.offset.reset": "latest" if follow else "earliest", "enable.partition.eof": True})  # fmt: skip
+        topic = self.settings.topic(ALERTS)
+        consumer = self.clients.consumer(f"alerts-viewer-{os.getpid()}", **{"enable.partition.eof": True})
+        if not follow:
+            return self._alert_events(consumer, read_to_end(consumer, topic))
         try:
-            for msg in read_to_end(consumer, self.settings.topic(ALERTS), follow=follow):
+            assign_at_end(consumer, topic)  # now, not at the first next(): the caller may say it is following
+        except BaseException:
+            consumer.close()
+            raise
+        return self._alert_events(consumer, read_new(consumer))
+
+    @staticmethod
+    def _alert_events(consumer: Any, messages: Iterator[Any]) -> Iterator[AlertEvent]:
+        from streaming.message import value_of
+
+        try:
+            for msg in messages:
                 yield AlertEvent.model_validate_json(value_of(msg))
         finally:
             consumer.close()

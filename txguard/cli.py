@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -158,13 +157,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streaming.signals import stop_event
-    from txguard.supervisor import ready_marker
+    import os
 
+    from streaming.signals import exit_when_stop_overruns, stop_event, stop_with_parent
+    from txguard.supervisor import SUPERVISOR_PID_ENV, ready_marker
+
+    stop = stop_event()
+    if supervisor_pid := os.environ.get(SUPERVISOR_PID_ENV):
+        stop_with_parent(stop, int(supervisor_pid))  # no orphan, even if the supervisor is killed
     settings = settings_from(args)
+    exit_when_stop_overruns(stop, settings.shutdown_timeout_s)
     ready = ready_marker(settings, args.service)
     try:
-        stats = App(settings).consume(args.service, stop_event(), on_assign=ready.touch)
+        stats = App(settings).consume(args.service, stop, on_assign=ready.touch)
     finally:
         ready.unlink(missing_ok=True)
     log.info("%s: stopped after %d messages in %d batches (%d dead-lettered)",
@@ -173,25 +178,21 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from txguard.supervisor import SERVICES, start_services, stop_services
+    """Supervise the consumer services until SIGTERM/SIGINT (see :mod:`txguard.supervisor`)."""
+    from txguard.supervisor import SERVICES, Supervisor
 
     settings = settings_from(args)
     retraining = settings.retrain_every_days is not None or settings.retrain_on_drift
-    procs = start_services(settings, (*SERVICES, "retrainer") if retraining else SERVICES)
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_services(procs)
-    return max((p.returncode or 0) for p in procs)
+    supervisor = Supervisor(settings, (*SERVICES, "retrainer") if retraining else SERVICES)
+    supervisor.install_signal_handlers()
+    return supervisor.run()
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    print(console.ALERT_HEADER)
+    alerts = app_from(args).alerts(follow=args.follow)  # with --follow, positioned at the end by now
+    print(console.ALERT_HEADER, flush=True)
     try:
-        for shown, alert in enumerate(app_from(args).alerts(follow=args.follow), start=1):
+        for shown, alert in enumerate(alerts, start=1):
             print(console.alert_line(alert), flush=True)
             if args.limit and shown >= args.limit:
                 break

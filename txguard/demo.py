@@ -112,7 +112,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         serving = options.serve  # the services stay up while the dashboard serves: verdicts become labels
     finally:
         if not serving:
-            stop_services(procs)
+            stop_services(procs, settings.shutdown_timeout_s)
     print()
 
     print("== 5/5 summary")
@@ -122,7 +122,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             serve_dashboard(app, options)
     finally:
         if serving:
-            stop_services(procs)
+            stop_services(procs, settings.shutdown_timeout_s)
     return 0
 
 

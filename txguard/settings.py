@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     # librdkafka's default (45 s) makes every group join slow on a local broker.
     session_timeout_ms: int = 6000
 
+    # `txguard run` (the supervisor). On SIGTERM/SIGINT each service finishes its batch,
+    # checkpoints and exits; one still running after this many seconds is killed (SIGKILL).
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # A service that dies is restarted after a back-off (1 s, doubling, at most 30 s); the
+    # restart_limit-th restart of one service within restart_window_s stops everything instead.
+    restart_limit: int = Field(default=5, ge=0)
+    restart_window_s: float = Field(default=600.0, gt=0)
+
     # Scoring.
     alert_threshold: float | None = None  # None: use the threshold calibrated at training
     # The alert budget a training sets: alerts per event-day the analysts can handle.
