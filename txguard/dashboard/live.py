@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from schemas.events import AlertEvent
 from schemas.topics import DRIFT, LABELS, SCORES, TRANSACTIONS, TopicSpec
 from streaming.message import value_of
+from streaming.reader import assign_at_end
 from txguard.clients import Clients
 
 log = logging.getLogger(__name__)
@@ -121,24 +122,21 @@ class AlertFeed:
         while not self.stop.is_set():
             try:
                 self._follow()
-            except KafkaException as exc:
+            except (KafkaException, TimeoutError) as exc:
                 log.warning("alert feed: %s; retrying in %gs", exc, self.retry_s)
                 self.stop.wait(self.retry_s)
 
     def _follow(self) -> None:
         group = f"dashboard-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        consumer = self.clients.consumer(group, **{"auto.offset.reset": "latest"})
+        consumer = self.clients.consumer(group, **{"auto.offset.reset": "latest", "enable.partition.eof": True})
         try:
             partitions = consumer.list_topics(self.topic, timeout=KAFKA_TIMEOUT_S).topics[self.topic].partitions
             if not partitions:
                 log.warning("alert feed: topic %s has no partitions yet; retrying in %gs", self.topic, self.retry_s)
                 self.stop.wait(self.retry_s)
                 return
-            start = []
-            for p in partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=KAFKA_TIMEOUT_S)
-                start.append(TopicPartition(self.topic, p, high))
-            consumer.assign(start)
+            # Read to each partition's real end first: the embedded broker reports an end short of it.
+            assign_at_end(consumer, self.topic)
             self.ready.set()
             log.info("alert feed: following %s from its end", self.topic)
             while not self.stop.is_set():
