@@ -24,6 +24,7 @@ from schemas.topics import ALERTS, DLQ, DRIFT, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import SERVICE_NAMES, Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
+    from consumers.rebuild import RebuildStats
     from consumers.retrainer import RetrainerService
     from model.registry import ModelRegistry
     from producer.cards import CardProtector
@@ -541,6 +542,19 @@ class App:
         assert row is not None
         return dict(zip(("true_positives", "false_positives", "missed_frauds", "precision", "recall"), row,
                         strict=True))  # fmt: skip
+
+    def rebuild_behavior(self, on_progress: Callable[[RebuildStats], None] | None = None) -> RebuildStats:
+        """Recompute every card's DynamoDB item from PostgreSQL's transactions (the table is created
+        if it was lost); the scorers should be stopped meanwhile."""
+        from consumers.rebuild import rebuild
+        from txguard.clients import create_behavior_table
+
+        create_behavior_table(self.clients)
+        conn = self.clients.pg()
+        try:
+            return rebuild(conn, self.clients.dynamodb(), self.settings.behavior_table, on_progress)
+        finally:
+            conn.close()
 
     def behavior_items(self) -> int:
         """Items in the DynamoDB behaviour table (one per card)."""
