@@ -323,6 +323,10 @@ class App:
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
 
+        if self.settings.transactions:
+            transactional_id = self._transactional_id("scorer")
+            log.info("scorer: exactly-once, scores and alerts in Kafka transactions (%s)", transactional_id)
+            producer = self.clients.producer(**{"transactional.id": transactional_id})
         registry = self.registry()
         scorer = ScorerService(
             self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
@@ -334,6 +338,27 @@ class App:
             drift_topic=self.settings.topic(DRIFT),
         )  # fmt: skip
         return scorer, producer
+
+    def _transactional_id(self, service: str) -> str:
+        """A transactional.id for this process that its restart takes over (fencing the dead one's
+        open transaction at once) and no live process shares: host, group and the first free slot
+        on this host, held by a lock for the life of the process."""
+        import fcntl
+        import socket
+
+        group = self.settings.namespaced(service)
+        for slot in range(1024):
+            lock = self.settings.home / "run" / f"{group}.slot{slot}.lock"
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self._slot_lock = handle  # held, and the slot with it, until the process exits
+            return f"{group}.{socket.gethostname()}.{slot}"
+        raise AppError(f"more than 1024 {service} processes of {group} on this host")
 
     def _learner(self, producer: Any) -> Service:
         """The namespace's one learner: a second one would fork the online classifier, so it is refused."""
