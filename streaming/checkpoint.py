@@ -62,7 +62,8 @@ class Checkpoint:
         self.pending.update(offsets)
 
     def due(self) -> bool:
-        return bool(self.pending) and time.monotonic() - self.last >= self.interval_s
+        # An open transaction is due too, even with no offsets: the broker aborts one left open too long.
+        return (bool(self.pending) or self.in_transaction) and time.monotonic() - self.last >= self.interval_s
 
     def __call__(self) -> bool:
         """Checkpoint now; False if asked to stop before it could finish (nothing committed).
