@@ -237,6 +237,13 @@ def feature_row(state: CardBehavior, txn: Txn, norms: CategoryNorms) -> list[flo
     ]
 
 
+def apply_txn(state: CardBehavior, txn: Txn) -> None:
+    """Add ``txn`` to its card's state unless its Kafka position says it was applied before a restart:
+    the one update serving makes, and ``txguard rebuild-behavior`` repeats from PostgreSQL."""
+    if txn.position is None or not state.already_applied(*txn.position):
+        state.apply(txn.t, txn.amt, txn.category, txn.position, txn.trans_num)
+
+
 def featurize(
     txns: Iterable[Txn],
     states: dict[str, CardBehavior],
@@ -255,6 +262,5 @@ def featurize(
         if state is None:
             state = states[txn.card_token] = CardBehavior()
         rows.append(feature_row(state, txn, norms))
-        if txn.position is None or not state.already_applied(*txn.position):
-            state.apply(txn.t, txn.amt, txn.category, txn.position, txn.trans_num)
+        apply_txn(state, txn)
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))

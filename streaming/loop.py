@@ -52,6 +52,8 @@ def run(
     try:
         while not stop.is_set():
             messages = consumer.consume(batch_size, timeout=batch_wait_s)
+            if messages:
+                checkpoint.begin()  # exactly-once: this batch's outputs (dead letters too) go in the transaction
             batch, offsets = batches.decode(messages)
             try:
                 if not batches.process(batch):
@@ -72,7 +74,13 @@ def run(
             stopped_cleanly = checkpoint()
     finally:
         if not stopped_cleanly:
-            producer.flush(10)
+            if checkpoint.in_transaction:
+                try:
+                    checkpoint.abort()  # uncommitted: the batch is redelivered, its outputs discarded
+                except Exception as exc:  # noqa: BLE001 - the broker aborts it at the transaction timeout
+                    log.warning("%s: cannot abort the open transaction (%s)", service.name, exc)
+            else:
+                producer.flush(10)
         consumer.close()
     service.close()
     return stats

@@ -20,6 +20,7 @@ class ReportingProducer(Producer):
 
     def __init__(self, conf: dict[str, Any]):
         self.failed = 0
+        self.transactional = bool(conf.get("transactional.id"))
         self.max_message_bytes = int(conf.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
         super().__init__({**conf, "on_delivery": self._on_delivery, "delivery.report.only.error": True})
 
@@ -46,6 +47,11 @@ def delivery_errors(producer: Producer) -> int:
     """Failed deliveries so far, if the producer counts them (:class:`ReportingProducer`)."""
     counter = getattr(producer, "delivery_errors", None)
     return int(counter()) if counter is not None else 0
+
+
+def is_transactional(producer: Producer) -> bool:
+    """Whether ``producer`` was given a ``transactional.id`` (:class:`ReportingProducer` says)."""
+    return bool(getattr(producer, "transactional", False))
 
 
 def message_limit(producer: Producer) -> int:

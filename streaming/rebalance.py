@@ -40,5 +40,13 @@ class RebalanceHandler:
             self.checkpoint()
         except Exception as exc:  # noqa: BLE001 - the next owner redoes the uncommitted part
             log.warning("%s: checkpoint on revocation failed (%s); the new owner replays it", self.service.name, exc)
+            self._abort()
         self.checkpoint.discard()
         self.service.on_revoke()
+
+    def _abort(self) -> None:
+        """Drop the outputs of the uncommitted part (exactly-once): the new owner produces them again."""
+        try:
+            self.checkpoint.abort()
+        except Exception as exc:  # noqa: BLE001 - the broker aborts it at the transaction timeout
+            log.warning("%s: cannot abort the open transaction (%s)", self.service.name, exc)

@@ -24,6 +24,7 @@ from schemas.topics import ALERTS, DLQ, DRIFT, LABELS, SCORES, TRANSACTIONS
 from txguard.settings import SERVICE_NAMES, Settings
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in the clients' libraries
+    from consumers.rebuild import RebuildStats
     from consumers.retrainer import RetrainerService
     from model.registry import ModelRegistry
     from producer.cards import CardProtector
@@ -323,6 +324,10 @@ class App:
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
 
+        if self.settings.transactions:
+            transactional_id = self._transactional_id("scorer")
+            log.info("scorer: exactly-once, scores and alerts in Kafka transactions (%s)", transactional_id)
+            producer = self.clients.producer(**{"transactional.id": transactional_id})
         registry = self.registry()
         scorer = ScorerService(
             self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
@@ -334,6 +339,27 @@ class App:
             drift_topic=self.settings.topic(DRIFT),
         )  # fmt: skip
         return scorer, producer
+
+    def _transactional_id(self, service: str) -> str:
+        """A transactional.id for this process that its restart takes over (fencing the dead one's
+        open transaction at once) and no live process shares: host, group and the first free slot
+        on this host, held by a lock for the life of the process."""
+        import fcntl
+        import socket
+
+        group = self.settings.namespaced(service)
+        for slot in range(1024):
+            lock = self.settings.home / "run" / f"{group}.slot{slot}.lock"
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self._slot_lock = handle  # held, and the slot with it, until the process exits
+            return f"{group}.{socket.gethostname()}.{slot}"
+        raise AppError(f"more than 1024 {service} processes of {group} on this host")
 
     def _learner(self, producer: Any) -> Service:
         """The namespace's one learner: a second one would fork the online classifier, so it is refused."""
@@ -554,6 +580,19 @@ class App:
         assert row is not None
         return dict(zip(("true_positives", "false_positives", "missed_frauds", "precision", "recall"), row,
                         strict=True))  # fmt: skip
+
+    def rebuild_behavior(self, on_progress: Callable[[RebuildStats], None] | None = None) -> RebuildStats:
+        """Recompute every card's DynamoDB item from PostgreSQL's transactions (the table is created
+        if it was lost); the scorers should be stopped meanwhile."""
+        from consumers.rebuild import rebuild
+        from txguard.clients import create_behavior_table
+
+        create_behavior_table(self.clients)
+        conn = self.clients.pg()
+        try:
+            return rebuild(conn, self.clients.dynamodb(), self.settings.behavior_table, on_progress)
+        finally:
+            conn.close()
 
     def behavior_items(self) -> int:
         """Items in the DynamoDB behaviour table (one per card)."""

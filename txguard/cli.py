@@ -227,6 +227,17 @@ def cmd_tableau(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild_behavior(args: argparse.Namespace) -> int:
+    def progress(stats) -> None:  # noqa: ANN001 - consumers.rebuild.RebuildStats
+        line = f"rebuild-behavior: {stats.rows:,} rows, {stats.cards:,} cards, {stats.rows_per_s:,.0f} rows/s"
+        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+
+    stats = app_from(args).rebuild_behavior(on_progress=progress)
+    print(file=sys.stderr)
+    print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -387,6 +398,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="directory to write to (default <home>/tableau)")
     p.add_argument("--since", type=_date, help="extract events from this day on only (default: all)")
     p.set_defaults(func=cmd_tableau)
+
+    p = sub.add_parser("rebuild-behavior", help="recompute every card's DynamoDB aggregates from PostgreSQL's "
+                       "transactions, in event-time order (stop the scorers first)")  # fmt: skip
+    p.set_defaults(func=cmd_rebuild_behavior)
 
     p = sub.add_parser("evaluate", help="detection quality from PostgreSQL scores and labels")
     p.add_argument("--since", type=_datetime, help="first event time to include")

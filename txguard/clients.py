@@ -68,6 +68,7 @@ class Clients:
             "group.id": self.settings.namespaced(group),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # never the outputs of an aborted scorer transaction
             "session.timeout.ms": self.settings.session_timeout_ms,
             "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 6, 100),
             # Eager rebalancing: every partition is revoked and reassigned from its committed

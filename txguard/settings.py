@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(default=10.0, ge=0)
     # librdkafka's default (45 s) makes every group join slow on a local broker.
     session_timeout_ms: int = 6000
+    # Exactly-once scores and alerts: the scorer publishes each checkpoint's outputs and its
+    # consumed offsets in one Kafka transaction. "auto": on with an external Kafka, off on the
+    # embedded broker (Tansu 0.6.0 shows aborted records to read_committed readers, so there
+    # scores and alerts stay at-least-once).
+    exactly_once: Literal["auto", "on", "off"] = "auto"
 
     # `txguard run` (the supervisor). On SIGTERM/SIGINT each service finishes its batch,
     # checkpoints and exits; one still running after this many seconds is killed (SIGKILL).
@@ -143,6 +148,11 @@ class Settings(BaseSettings):
 
     def topic(self, spec: TopicSpec) -> str:
         return self.namespaced(spec.name)
+
+    @property
+    def transactions(self) -> bool:
+        """Whether the scorer publishes in Kafka transactions (``exactly_once``, resolved)."""
+        return self.exactly_once == "on" or (self.exactly_once == "auto" and bool(self.kafka_bootstrap))
 
     @property
     def behavior_table(self) -> str:
