@@ -8,7 +8,11 @@
   where it is (the binaries in a private ``.venv``, a data directory under a private
   ``home`` such as ``/root/...``) is kept in root's :data:`SERVER_ROOT` instead: a copy of
   the binaries, and a data directory of that user's own named after ``home``.
-- DynamoDB and S3: ``moto`` in server mode.
+- DynamoDB: dynalite (DynamoDB on LevelDB, Node.js) with its data under ``settings.home``
+  /dynamodb, so the tables survive restarts; installed by ``make`` (``npm ci``) from the
+  project's package.json. Without Node.js 20+ or dynalite, moto serves DynamoDB, in memory
+  (a one-line warning says so).
+- S3: ``moto`` in server mode.
 
 What was started is recorded in ``<home>/stack.json``; ``down`` stops only that.
 An endpoint set in the settings is used as is and nothing starts for it.
@@ -49,7 +53,10 @@ from pathlib import Path
 from schemas.analyst import ANALYST_ROLE
 from txguard.settings import Settings
 
-DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000}
+DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000, "dynalite": 18000}
+# dynalite (DynamoDB on LevelDB, durable), installed by `make` (npm ci) from package.json; its engines field.
+NODE_MIN_MAJOR = 20
+DYNALITE_CLI = Path(__file__).resolve().parents[1] / "node_modules" / "dynalite" / "cli.js"
 DATABASE = "txguard"
 APP_ROLE = "txguard"  # what the services log in as: owns the database, no superuser
 SUPERUSER = "postgres"  # the bootstrap superuser: only this module logs in as it
@@ -599,6 +606,49 @@ def _start_moto(settings: Settings, port: int) -> dict:
     return {"pid": proc.pid, "endpoint": url, "log": str(log)}
 
 
+# --- dynalite (DynamoDB, durable) -------------------------------------------------------
+
+
+def dynalite_missing() -> str | None:
+    """Why dynalite cannot run here (one line), or None when it can."""
+    node = shutil.which("node")
+    if node is None:
+        return "no Node.js on the PATH"
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return f"{node} --version gave no version"
+    if major < NODE_MIN_MAJOR:
+        return f"Node.js {version} is older than {NODE_MIN_MAJOR}"
+    if not DYNALITE_CLI.exists():
+        return f"dynalite is not installed ({DYNALITE_CLI} missing: run `make install`)"
+    return None
+
+
+def _start_dynalite(settings: Settings, port: int) -> dict:
+    _ensure_port_free(port, "DynamoDB (dynalite)")
+    path = (settings.home / "dynamodb").resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = settings.home / "logs" / "dynalite.log"
+    # Tables are ACTIVE at once (dynalite pretends 500 ms of CREATING by default).
+    cmd = [str(shutil.which("node")), str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port),
+           "--path", str(path), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]  # fmt: skip
+    proc = _spawn(cmd, log, server_env())
+    _wait_until(lambda: _port_open(port), f"DynamoDB endpoint (dynalite) on port {port}", log, proc)
+    return {"pid": proc.pid, "endpoint": f"http://127.0.0.1:{port}", "path": str(path), "log": str(log)}
+
+
+def dynamodb_in_use(settings: Settings) -> str:
+    """Which DynamoDB the services use, in a few words for `txguard stack status`."""
+    if settings.dynamodb_endpoint:
+        return f"external ({settings.dynamodb_endpoint})"
+    entry = _read_state(settings).get("dynalite", {})
+    if _alive(entry.get("pid")):
+        return f"dynalite, durable: kept in {entry['path']} across restarts"
+    return "moto, in memory: its tables are lost at `stack down`"
+
+
 # --- the stack -------------------------------------------------------------------------
 
 
@@ -606,12 +656,22 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
     """Start what is not configured externally and not already running; return endpoints."""
     ports = {**DEFAULT_PORTS, **(ports or {})}
     state = _read_state(settings)
-    starters = {"kafka": _start_kafka, "postgres": _start_postgres, "moto": _start_moto}
+    starters = {"kafka": _start_kafka, "postgres": _start_postgres, "moto": _start_moto, "dynalite": _start_dynalite}
     external = {
         "kafka": bool(settings.kafka_bootstrap),
         "postgres": bool(settings.postgres_dsn.get_secret_value()),
-        "moto": bool(settings.dynamodb_endpoint),
+        "moto": bool(settings.dynamodb_endpoint),  # S3 (and DynamoDB without dynalite)
+        "dynalite": bool(settings.dynamodb_endpoint),
     }
+    if not external["dynalite"] and not _alive(state.get("dynalite", {}).get("pid")):
+        why = dynalite_missing()
+        if why:
+            external["dynalite"] = True  # not started: moto serves DynamoDB
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "DynamoDB is moto, in memory (%s): its tables will not survive `txguard stack down`", why
+            )
     started: list[str] = []
     try:
         for name, start in starters.items():
@@ -664,10 +724,12 @@ def endpoints(settings: Settings) -> Endpoints:
 
     dsn = settings.postgres_dsn.get_secret_value()
     moto = settings.dynamodb_endpoint or embedded("moto", "endpoint")
+    dynalite = state.get("dynalite", {})
+    dynamodb = settings.dynamodb_endpoint or (dynalite["endpoint"] if _alive(dynalite.get("pid")) else moto)
     return Endpoints(
         kafka_bootstrap=settings.kafka_bootstrap or embedded("kafka", "bootstrap"),
         postgres_dsn=dsn or embedded("postgres", "dsn"),
-        dynamodb_endpoint=moto,
+        dynamodb_endpoint=dynamodb,
         s3_endpoint=settings.s3_endpoint or (moto if not settings.dynamodb_endpoint else ""),
     )
 
@@ -702,6 +764,8 @@ def _still_ours(name: str, entry: dict) -> bool:
         return guarded or ("moto.server" in args and ("-p", port) in pairs)
     if name == "postgres":
         return ("-D", str(entry.get("datadir"))) in pairs
+    if name == "dynalite":
+        return ("--path", str(entry.get("path"))) in pairs
     return False
 
 

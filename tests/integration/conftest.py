@@ -40,7 +40,7 @@ def stack_home() -> Iterator[Path]:
     # private home would send the data to stack.SERVER_ROOT, outside what teardown removes).
     home.chmod(0o755)
     base = Settings(home=home)
-    ports = {"kafka": stack.free_port(), "postgres": stack.free_port(), "moto": stack.free_port()}
+    ports = {name: stack.free_port() for name in stack.DEFAULT_PORTS}  # dynalite too, where Node.js is
     try:
         os.environ[ENV_CANARY] = "a secret of the parent process"
         try:
