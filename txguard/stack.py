@@ -631,9 +631,9 @@ def _start_dynalite(settings: Settings, port: int) -> dict:
     path = (settings.home / "dynamodb").resolve()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = settings.home / "logs" / "dynalite.log"
-    # Tables are ACTIVE at once (dynalite pretends 500 ms of CREATING by default).
-    cmd = [str(shutil.which("node")), str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port),
-           "--path", str(path), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]  # fmt: skip
+    # Behind a guard like moto's: dynalite itself answers any web page's CORS requests.
+    guard = Path(__file__).with_name("dynalite_guard.js")
+    cmd = [str(shutil.which("node")), str(guard), str(DYNALITE_CLI.parent), "127.0.0.1", str(port), str(path)]
     proc = _spawn(cmd, log, server_env())
     _wait_until(lambda: _port_open(port), f"DynamoDB endpoint (dynalite) on port {port}", log, proc)
     return {"pid": proc.pid, "endpoint": f"http://127.0.0.1:{port}", "path": str(path), "log": str(log)}
@@ -765,7 +765,7 @@ def _still_ours(name: str, entry: dict) -> bool:
     if name == "postgres":
         return ("-D", str(entry.get("datadir"))) in pairs
     if name == "dynalite":
-        return ("--path", str(entry.get("path"))) in pairs
+        return any(a.endswith("dynalite_guard.js") for a in args) and args[-1:] == [str(entry.get("path"))]
     return False
 
 

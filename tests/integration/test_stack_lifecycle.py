@@ -104,3 +104,25 @@ def test_as_root_from_a_private_directory_no_permission_is_widened(monkeypatch):
             shutil.rmtree(copy, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
     assert after == before
+
+
+@pytest.mark.skipif(stack.dynalite_missing() is not None, reason=f"no dynalite: {stack.dynalite_missing()}")
+def test_dynalite_answers_no_foreign_web_page(stack_home):
+    import urllib.error
+    import urllib.request
+
+    endpoint = stack._read_state(Settings(home=stack_home))["dynalite"]["endpoint"]
+    port = endpoint.rsplit(":", 1)[1]
+
+    def status(headers: dict[str, str], method: str = "GET") -> int:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(endpoint + "/", method=method, headers=headers)) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    preflight = {"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "x-amz-target,authorization,content-type"}  # fmt: skip
+    assert status(preflight, "OPTIONS") == 403  # dynalite alone answers it with Access-Control-Allow-Origin: *
+    assert status({"Host": f"rebound.example:{port}"}) == 403  # DNS rebinding: not a loopback name
+    assert status({}) == 200  # what boto3 sends: Host 127.0.0.1:<port>, no Origin
