@@ -802,6 +802,10 @@ def _stop(name: str, entry: dict) -> None:
     except ProcessLookupError:
         return
     for _ in range(50):
+        try:  # started by this process (tests, a failed `up`): a server that exited stays a zombie until reaped
+            os.waitpid(entry["pid"], os.WNOHANG)
+        except ChildProcessError:
+            pass
         if not _alive(entry["pid"]):
             return
         time.sleep(0.1)
