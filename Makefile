@@ -63,5 +63,5 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/mypy
 
 clean: ## stop the embedded stack and remove local state
-	-$(VENV)/bin/txguard stack down
+	-$(VENV)/bin/txguard stack down --force  # clean deletes the state anyway: nothing left to keep
 	rm -rf .txguard
