@@ -302,7 +302,8 @@ def _pg_paths(settings: Settings, user: str | None) -> tuple[Path, Path]:
     :data:`SERVER_ROOT`, named after ``home``: no directory we did not create is changed."""
     home = settings.home.resolve()
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    if not user or _as_user_ok(user, ["test", "-x", str(home), "-a", "-x", str(home / "logs")]):
+    reach = ["/bin/sh", "-c", 'test -x "$1" && test -x "$2"', "sh", str(home), str(home / "logs")]  # not PATH's test
+    if not user or _as_user_ok(user, reach):
         return home / "postgres", home / "logs" / "postgres.log"
     if (home / "postgres" / "PG_VERSION").exists():  # made when an older txguard widened the parents' modes
         raise StackError(f"the PostgreSQL server user {user} cannot reach the data directory {home / 'postgres'}, "
