@@ -16,12 +16,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[local,test,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install txguard with the local stack and test tools
+# dynalite (a durable DynamoDB, on LevelDB) for the embedded stack, from package-lock.json into
+# node_modules/, where Node.js 20+ is. Not fatal: without it the stack uses moto, in memory, and says so.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && \
+	   [ "$$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then \
+	  if npm ci --prefix "$(CURDIR)" --no-audit --no-fund --loglevel=error; then touch $(NODE_STAMP); \
+	  else echo "install: npm ci failed: DynamoDB will be moto, in memory (not kept across stack down/up)"; fi; \
+	else echo "install: no Node.js 20+: DynamoDB will be moto, in memory (not kept across stack down/up)"; fi
 
-demo: $(STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
+install: $(STAMP) $(NODE_STAMP) ## create .venv and install txguard with the local stack and test tools
+
+demo: $(STAMP) $(NODE_STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
 	$(VENV)/bin/txguard demo
 
-test: lint browser ## lint, then unit + integration tests (integration on the embedded stack)
+test: lint browser $(NODE_STAMP) ## lint, then unit + integration tests (integration on the embedded stack)
 	$(PY) -m pytest -q
 
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; nothing downloads
@@ -38,7 +48,7 @@ browser: ## install Debian's chromium for the browser tests, where possible (roo
 test-unit: $(STAMP) ## unit tests only (no servers)
 	$(PY) -m pytest -q tests/unit
 
-test-integration: $(STAMP) ## integration tests only
+test-integration: $(STAMP) $(NODE_STAMP) ## integration tests only
 	$(PY) -m pytest -q tests/integration
 
 test-slow: $(STAMP) ## the long fault-injection variants
@@ -53,5 +63,5 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/mypy
 
 clean: ## stop the embedded stack and remove local state
-	-$(VENV)/bin/txguard stack down
+	-$(VENV)/bin/txguard stack down --force  # clean deletes the state anyway: nothing left to keep
 	rm -rf .txguard

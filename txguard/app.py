@@ -116,9 +116,11 @@ class App:
 
     def stack_up(self, ports: dict[str, int] | None = None) -> Endpoints:
         from txguard import stack
+        from txguard.clients import restore_topics
 
         self._endpoints = stack.up(self.settings, ports)
         self.__dict__.pop("clients", None)  # clients built before now used the old endpoints
+        restore_topics(self.clients)  # the embedded broker keeps topics in memory: make them again
         return self._endpoints
 
     def setup(self) -> dict[str, list[str]]:

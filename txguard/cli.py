@@ -61,9 +61,21 @@ def cmd_stack(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.action == "up":
         ports = {k: v for k, v in (("kafka", args.kafka_port), ("postgres", args.postgres_port),
-                                   ("moto", args.moto_port)) if v}  # fmt: skip
+                                   ("moto", args.moto_port), ("dynalite", args.dynalite_port)) if v}  # fmt: skip
         print(console.endpoints_text(App(settings).stack_up(ports)))
     elif args.action == "down":
+        if not settings.kafka_bootstrap and stack.status(settings)["kafka"]["running"]:
+            from txguard.clients import unconsumed
+
+            # The embedded broker keeps its events in memory: say what stopping it loses.
+            lag = unconsumed(App(settings).clients)
+            for group, count in lag.items():
+                print(f"{group}: {count} event(s) not yet consumed")
+            if any(lag.values()) and not args.force:
+                print("txguard: refusing to stop: the embedded Kafka keeps events in memory, and those not yet "
+                      "consumed would be lost. Let the services catch up (txguard run), or stop with --force",
+                      file=sys.stderr)  # fmt: skip
+                return 1
         stopped = stack.down(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     else:
@@ -74,6 +86,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 else entry.get("bootstrap") or entry.get("endpoint") or "-"
             )
             print(f"{name:9} {'running' if entry['running'] else 'stopped':8} {where}")
+        print(f"DynamoDB: {stack.dynamodb_in_use(settings)}")
         external = {"kafka": settings.kafka_bootstrap, "postgres": bool(settings.postgres_dsn.get_secret_value()),
                     "dynamodb": settings.dynamodb_endpoint}  # fmt: skip
         for name, value in external.items():
@@ -319,6 +332,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kafka-port", type=int)
     p.add_argument("--postgres-port", type=int)
     p.add_argument("--moto-port", type=int)
+    p.add_argument("--dynalite-port", type=int)
+    p.add_argument("--force", action="store_true", help="down: stop even if events not yet consumed would be lost")
     p.set_defaults(func=cmd_stack)
 
     sub.add_parser("setup", help="create topics, tables, views (idempotent)").set_defaults(func=cmd_setup)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
 from datetime import date
 from importlib import resources
 
 import boto3
 import psycopg2
 from botocore.config import Config
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg2 import sql
 
@@ -26,6 +29,10 @@ log = logging.getLogger(__name__)
 SCRATCH_MARK = "txguard scratch namespace: txguard demo deletes and recreates it"
 # The demo's and the benchmarks' own namespaces: theirs even unmarked (made before the mark).
 SCRATCH_NAMESPACES = (DEMO_NAMESPACE, "bench")
+
+
+# The topics made on the embedded broker, which keeps them in memory: `stack up` makes them again.
+TOPICS_RECORD = "kafka-topics.json"
 
 
 class TeardownRefused(Exception):
@@ -134,7 +141,74 @@ def create_topics(clients: Clients) -> list[str]:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    if not settings.kafka_bootstrap:
+        _record_topics(settings, {t.topic: settings.partitions for t in wanted})
     return created
+
+
+def _record_topics(settings: Settings, topics: dict[str, int]) -> None:
+    path = settings.home / TOPICS_RECORD
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    if {**recorded, **topics} != recorded:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({**recorded, **topics}, indent=2, sort_keys=True))
+        tmp.replace(path)
+
+
+def restore_topics(clients: Clients) -> list[str]:
+    """Make again the topics recorded under ``home`` (every namespace set up on the embedded
+    broker) that the broker lacks: Tansu keeps them in memory, so a `stack down` loses them."""
+    path = clients.settings.home / TOPICS_RECORD
+    if clients.settings.kafka_bootstrap or not path.exists():
+        return []
+    admin = clients.admin()
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(name, n, 1) for name, n in json.loads(path.read_text()).items() if name not in existing]
+    created = []
+    for topic, future in (admin.create_topics(missing) if missing else {}).items():
+        try:
+            future.result(timeout=15)
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
+
+
+def unconsumed(clients: Clients, idle_s: float = 3.0, cap: int = 100_000) -> dict[str, int]:
+    """Per consumer group on the broker: the events after its committed offsets, not yet consumed.
+
+    Counted by reading them (up to ``cap`` a group, then "at least"): Tansu's watermarks are
+    not usable (0.6: the high watermark counts record batches, ListOffsets answers -1001).
+    """
+    admin = clients.admin()
+    groups = sorted(g.group_id for g in admin.list_consumer_groups(request_timeout=10).result(timeout=15).valid)
+    lag = {}
+    for group in groups:
+        request = [ConsumerGroupTopicPartitions(group)]
+        offsets = admin.list_consumer_group_offsets(request, request_timeout=10)[group].result(timeout=15)
+        committed = {(tp.topic, tp.partition): tp.offset for tp in offsets.topic_partitions or []}
+        # Every partition of the topics it reads: one it never committed on is unread from the start.
+        metadata = admin.list_topics(timeout=10).topics
+        start = [TopicPartition(topic, p, committed.get((topic, p), -1) if committed.get((topic, p), -1) >= 0
+                                else OFFSET_BEGINNING)
+                 for topic in sorted({t for t, _ in committed}) if topic in metadata
+                 for p in sorted(metadata[topic].partitions)]  # fmt: skip
+        if not start:
+            continue
+        # A reader of its own, outside any group (it never subscribes, so never joins or commits).
+        reader = clients.consumer(f"txguard-count-{uuid.uuid4().hex[:8]}")
+        try:
+            reader.assign(start)
+            count, last = 0, time.monotonic()
+            while count < cap and time.monotonic() - last < idle_s:
+                batch = [m for m in reader.consume(10_000, timeout=0.5) if m.error() is None]
+                if batch:
+                    count, last = count + len(batch), time.monotonic()
+            lag[group] = count
+        finally:
+            reader.close()
+    return lag
 
 
 def migrate(clients: Clients, upto: int | None = None) -> list[str]:

