@@ -132,15 +132,7 @@ def create_topics(clients: Clients) -> list[str]:
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [NewTopic(settings.topic(t), settings.partitions, 1) for t in ALL_TOPICS]
-    missing = [t for t in wanted if t.topic not in existing]
-    created = []
-    for topic, future in (admin.create_topics(missing) if missing else {}).items():
-        try:
-            future.result(timeout=15)
-            created.append(topic)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    created = _create(admin, [t for t in wanted if t.topic not in existing])
     if not settings.kafka_bootstrap:
         _record_topics(settings, {t.topic: settings.partitions for t in wanted})
     return created
@@ -163,9 +155,14 @@ def restore_topics(clients: Clients) -> list[str]:
         return []
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
-    missing = [NewTopic(name, n, 1) for name, n in json.loads(path.read_text()).items() if name not in existing]
+    return _create(admin, [NewTopic(name, n, 1) for name, n in json.loads(path.read_text()).items()
+                           if name not in existing])  # fmt: skip
+
+
+def _create(admin: AdminClient, topics: list[NewTopic]) -> list[str]:
+    """Create ``topics``; one that another process created meanwhile is fine. Returns those created here."""
     created = []
-    for topic, future in (admin.create_topics(missing) if missing else {}).items():
+    for topic, future in (admin.create_topics(topics) if topics else {}).items():
         try:
             future.result(timeout=15)
             created.append(topic)
