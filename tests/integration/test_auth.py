@@ -155,9 +155,9 @@ def _legacy_postgres(home: Path, port: int) -> dict:
     log.parent.mkdir()
     log.touch()
     stack._chown_to(log, user)
-    subprocess.run([stack._pg_bin("initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres", "-E", "UTF8"],
+    subprocess.run([stack._pg_bin("initdb", user), "-D", str(datadir), "--auth=trust", "-U", "postgres", "-E", "UTF8"],
                    check=True, user=user, capture_output=True)  # fmt: skip
-    subprocess.run([stack._pg_bin("pg_ctl"), "-D", str(datadir), "-w", "-l", str(log),
+    subprocess.run([stack._pg_bin("pg_ctl", user), "-D", str(datadir), "-w", "-l", str(log),
                     "-o", f"-h 127.0.0.1 -p {port} -k ''", "start"],
                    check=True, user=user, capture_output=True)  # fmt: skip
     for dbname, statements in (
