@@ -1,7 +1,10 @@
 """Integration tests run against real servers: the embedded stack by default.
 
-Set TXGUARD_KAFKA_BOOTSTRAP / TXGUARD_POSTGRES_DSN / TXGUARD_DYNAMODB_ENDPOINT to
-run them against external servers instead (nothing embedded starts for those).
+TXGUARD_TEST_BACKEND=containers runs them against Apache Kafka, PostgreSQL and DynamoDB
+Local started in containers by testcontainers (tests/integration/containers.py); without a
+Docker engine that backend is refused before any test runs. Or set TXGUARD_KAFKA_BOOTSTRAP /
+TXGUARD_POSTGRES_DSN / TXGUARD_DYNAMODB_ENDPOINT to run them against external servers
+(nothing embedded starts for those).
 Every test module gets a fresh namespace: its own topics, PostgreSQL schema and table.
 """
 
@@ -21,6 +24,7 @@ import pytest
 
 from schemas.topics import DLQ
 from streaming.loop import run
+from tests.integration import containers
 from txguard import stack
 from txguard.clients import Clients, setup
 from txguard.settings import Settings
@@ -31,8 +35,43 @@ pytestmark = pytest.mark.integration
 ENV_CANARY = "TXGUARD_TEST_ENV_CANARY"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before any test runs: refuse a test backend that cannot run here, saying why; on containers,
+    skip the modules that test the embedded stack itself."""
+    here = Path(__file__).parent
+    if not any(item.path.is_relative_to(here) for item in items):
+        return  # no integration test selected: no server needed
+    if problem := containers.backend_problem():
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+    if containers.chosen_backend() == "containers":
+        skip = pytest.mark.skip(reason="tests the embedded stack itself; TXGUARD_TEST_BACKEND=containers")
+        for item in items:
+            if item.module is not None and item.module.__name__.rpartition(".")[2] in containers.EMBEDDED_ONLY:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def stack_home() -> Iterator[Path]:
+    if containers.chosen_backend() == "containers":
+        yield from containers_home()
+    else:
+        yield from embedded_home()
+
+
+def containers_home() -> Iterator[Path]:
+    """The servers in containers, given to every Settings (and every txguard subprocess) by environment."""
+    home = Path(tempfile.mkdtemp(prefix="txguard-it-"))
+    try:
+        with containers.containers_environment() as environment, pytest.MonkeyPatch.context() as env:
+            for name, value in environment.items():
+                env.setenv(name, value)
+            yield home
+            gc.collect()  # let the tests' Kafka clients go before their broker does
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def embedded_home() -> Iterator[Path]:
     # A directory of its own, not under pytest's base temp: another pytest run resets
     # that to 0700, and the PostgreSQL server user could then no longer reach its data.
     home = Path(tempfile.mkdtemp(prefix="txguard-it-"))
