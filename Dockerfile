@@ -25,8 +25,8 @@ ENV TXGUARD_HOME=/state \
     PYTHONUNBUFFERED=1
 USER txguard
 WORKDIR /state
-EXPOSE 9400
-# Alive = the service's /healthz answers 200 (urllib raises on anything else; the image has no curl).
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['TXGUARD_METRICS_PORT']}/healthz\", timeout=4)"]
+# /metrics, /healthz and /readyz: persist on TXGUARD_METRICS_PORT, scorer +1, learner +2, retrainer +3.
+EXPOSE 9400 9401 9402 9403
+# Alive = the service running here answers 200 on /healthz (no curl in the image: Python's urllib).
+HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "txguard.healthcheck"]
 ENTRYPOINT ["txguard"]

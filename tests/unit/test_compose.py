@@ -13,7 +13,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from txguard.cli import parser
-from txguard.settings import Settings
+from txguard.settings import SERVICE_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
@@ -48,7 +48,10 @@ TXGUARD_SERVICES = {name: service for name, service in SERVICES.items() if "buil
 SCALED = ("persist", "scorer")
 # Settings that compose or the Dockerfile set before the helper adding them has landed: each is
 # removed from here as it lands (test_awaited_settings_are_still_awaited says when).
-AWAITED_SETTINGS = {"TXGUARD_METRICS_PORT": "issue 13 item 3 (metrics and /healthz)"}
+AWAITED_SETTINGS = {
+    "TXGUARD_METRICS_PORT": "issue 13 item 3 (metrics and /healthz)",
+    "TXGUARD_METRICS_HOST": "issue 13 item 3 (metrics and /healthz)",
+}
 
 
 def test_the_file_is_valid_against_the_compose_specification():
@@ -149,3 +152,9 @@ def test_scorer_and_persist_scale_to_every_partition():
 def test_the_learner_is_not_scaled():
     learner = SERVICES["learner"]
     assert learner.get("scale", 1) == 1 and learner.get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_each_consumer_exposes_its_metrics_port():
+    base = int(SPEC["x-txguard-env"]["TXGUARD_METRICS_PORT"])
+    for name in ("persist", "scorer", "learner"):
+        assert SERVICES[name]["expose"] == [str(base + SERVICE_NAMES.index(name))]

@@ -4,7 +4,9 @@ as a user without privileges, and has a health check that works (run here agains
 from __future__ import annotations
 
 import json
+import random
 import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
+
+from txguard.healthcheck import PORT_ENV
+from txguard.settings import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -76,16 +81,14 @@ def healthcheck_argv() -> list[str]:
     (check,) = values(RUNTIME, "HEALTHCHECK")
     options, _, command = check.partition(" CMD ")
     assert all(option.startswith("--") for option in options.split())
-    argv = json.loads(command)  # exec form: no shell in the way
-    assert argv[:2] == ["python", "-c"]
-    return argv
+    return json.loads(command)  # exec form: no shell in the way
 
 
-def test_the_health_check_asks_the_services_healthz_on_the_metrics_port():
-    script = healthcheck_argv()[2]
-    assert "/healthz" in script and "TXGUARD_METRICS_PORT" in script
-    assert "TXGUARD_METRICS_PORT" in DOCKERFILE.envs
-    assert [value.split()[0] for value in values(RUNTIME, "EXPOSE")] == [DOCKERFILE.envs["TXGUARD_METRICS_PORT"]]
+def test_the_health_check_is_the_packaged_one_on_the_metrics_ports():
+    assert healthcheck_argv() == ["python", "-m", "txguard.healthcheck"]  # installed with the wheel
+    base = int(DOCKERFILE.envs[PORT_ENV])
+    exposed = [int(port) for value in values(RUNTIME, "EXPOSE") for port in value.split()]
+    assert exposed == [base + offset for offset in range(len(SERVICE_NAMES))]
 
 
 class Health(BaseHTTPRequestHandler):
@@ -99,36 +102,64 @@ class Health(BaseHTTPRequestHandler):
         pass
 
 
+def serve_on_some_service_port() -> tuple[ThreadingHTTPServer, int]:
+    """A /healthz server on the scorer's port (base + 1) of a base whose other ports nothing listens on."""
+    for _ in range(50):
+        base = random.randrange(20000, 60000)
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", base + 1), Health)
+        except OSError:
+            continue
+        if not any(port_taken(base + offset) for offset in range(len(SERVICE_NAMES)) if offset != 1):
+            return server, base
+        server.server_close()
+    raise AssertionError("no free run of ports")
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture
-def health_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+def scorer_health() -> Iterator[int]:
+    server, base = serve_on_some_service_port()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server
+        yield base
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
 
 
+def health_check(base_port: int | None) -> subprocess.CompletedProcess:
+    """The image's health check command, as Docker runs it (a new process, the image's environment)."""
+    env = {"PYTHONPATH": str(ROOT), **({PORT_ENV: str(base_port)} if base_port is not None else {})}
+    return subprocess.run([sys.executable, *healthcheck_argv()[1:]], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-def test_the_health_check_passes_on_200_and_fails_otherwise(health_server, monkeypatch, status, healthy):
+def test_the_health_check_passes_on_200_and_fails_otherwise(scorer_health, monkeypatch, status, healthy):
     monkeypatch.setattr(Health, "status", status)
-    argv = healthcheck_argv()
-    env = {"TXGUARD_METRICS_PORT": str(health_server.server_address[1]), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=60)
+    done = health_check(scorer_health)
     assert (done.returncode == 0) is healthy, done.stderr
+    if not healthy:
+        assert f"scorer: http://127.0.0.1:{scorer_health + 1}/healthz answered 503" in done.stderr
 
 
-def test_the_health_check_fails_when_nothing_listens():
-    argv = healthcheck_argv()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    port = server.server_address[1]
-    server.server_close()  # a port nothing listens on now
-    done = subprocess.run([sys.executable, *argv[1:]], env={"TXGUARD_METRICS_PORT": str(port)},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode != 0 and "Connection refused" in done.stderr
+def test_the_health_check_fails_when_no_service_answers():
+    server, base = serve_on_some_service_port()
+    server.server_close()  # now nothing listens on any of the ports
+    done = health_check(base)
+    assert done.returncode == 1 and "no service answers /healthz" in done.stderr
+
+
+def test_the_health_check_fails_without_a_metrics_port():
+    done = health_check(None)
+    assert done.returncode == 1 and "TXGUARD_METRICS_PORT is not set" in done.stderr
 
 
 def test_the_build_context_leaves_out_secrets_and_local_state():
