@@ -131,7 +131,7 @@ def create_topics(clients: Clients) -> list[str]:
     settings = clients.settings
     admin = clients.admin()
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(settings.topic(t), settings.partitions, 1) for t in ALL_TOPICS]
+    wanted = [NewTopic(settings.topic(t), settings.partitions, settings.topic_replication_factor) for t in ALL_TOPICS]
     created = _create(admin, [t for t in wanted if t.topic not in existing])
     if not settings.kafka_bootstrap:
         _record_topics(settings, {t.topic: settings.partitions for t in wanted})

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # one each; production leaves it empty (schema "public").
     namespace: str = ""
     partitions: int = Field(default=4, ge=1)
+    # Replicas of each topic `txguard setup` creates. None: the broker's default.replication.factor
+    # on an external Kafka (Amazon MSK: 3, with min.insync.replicas 2, which a topic of one replica
+    # cannot meet: the idempotent producers' writes would be refused), 1 on the embedded broker.
+    replication_factor: int | None = Field(default=None, ge=1)
 
     # Card tokenisation key. Production refuses to start without one; the embedded
     # demo generates one and keeps it under ``home``.
@@ -153,6 +157,13 @@ class Settings(BaseSettings):
     def transactions(self) -> bool:
         """Whether the scorer publishes in Kafka transactions (``exactly_once``, resolved)."""
         return self.exactly_once == "on" or (self.exactly_once == "auto" and bool(self.kafka_bootstrap))
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """Replicas for the topics setup creates; -1 asks the broker for its default (Kafka 2.4+)."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return -1 if self.kafka_bootstrap else 1
 
     @property
     def behavior_table(self) -> str:
