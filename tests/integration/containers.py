@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any, NamedTuple
 
 BACKEND_ENV = "TXGUARD_TEST_BACKEND"
 BACKENDS = ("embedded", "containers")
@@ -58,41 +59,56 @@ def backend_problem() -> str | None:
     return None
 
 
-@contextmanager
-def containers_environment() -> Iterator[dict[str, str]]:
-    """Start Kafka, PostgreSQL, DynamoDB Local and S3 in containers; yield the TXGUARD_* variables that point at
-    them; stop every container on the way out, whatever happened."""
+class Servers(NamedTuple):
+    kafka: Any  # testcontainers' KafkaContainer
+    postgres: Any  # PostgresContainer
+    dynamodb: Any  # DockerContainer
+    s3: Any  # DockerContainer
+
+
+def define(password: str, docker_client_kw: dict[str, Any] | None = None) -> Servers:
+    """The containers, not started. ``docker_client_kw`` goes to the Docker client of each (an API version there
+    lets them be defined with no engine to ask)."""
     from testcontainers.community.kafka import KafkaContainer
     from testcontainers.community.postgres import PostgresContainer
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-    password = secrets.token_hex(16)
+    client = {"docker_client_kw": docker_client_kw} if docker_client_kw else {}
     kafka = (
-        KafkaContainer(KAFKA_IMAGE)
+        KafkaContainer(KAFKA_IMAGE, **client)
         .with_kraft()
         # One broker: the transaction log must not ask for 3 replicas (the scorer's exactly-once needs it).
         .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
         .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")  # as in production: `txguard setup` makes them
     )
-    postgres = PostgresContainer(POSTGRES_IMAGE, username="txguard", password=password, dbname="txguard", driver=None)
+    postgres = PostgresContainer(POSTGRES_IMAGE, username="txguard", password=password, dbname="txguard",
+                                 driver=None, **client)  # fmt: skip
     dynamodb = (
-        DockerContainer(DYNAMODB_IMAGE)
+        DockerContainer(DYNAMODB_IMAGE, **client)
         .with_command(["-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb"])
         .with_exposed_ports(8000)
         .waiting_for(LogMessageWaitStrategy("Initializing DynamoDB Local"))
     )
-    s3 = DockerContainer(S3_IMAGE).with_exposed_ports(5000).waiting_for(LogMessageWaitStrategy("Running on"))
+    s3 = DockerContainer(S3_IMAGE, **client).with_exposed_ports(5000).waiting_for(LogMessageWaitStrategy("Running on"))
+    return Servers(kafka, postgres, dynamodb, s3)
+
+
+@contextmanager
+def containers_environment() -> Iterator[dict[str, str]]:
+    """Start Kafka, PostgreSQL, DynamoDB Local and S3 in containers; yield the TXGUARD_* variables that point at
+    them; stop every container on the way out, whatever happened."""
+    servers = define(secrets.token_hex(16))
     with ExitStack() as running:
-        for container in (kafka, postgres, dynamodb, s3):
+        for container in servers:
             running.callback(container.stop)  # first: a container whose start fails half-way is removed too
             container.start()
         yield {
-            "TXGUARD_KAFKA_BOOTSTRAP": kafka.get_bootstrap_server(),
-            "TXGUARD_POSTGRES_DSN": postgres.get_connection_url(),
-            "TXGUARD_DYNAMODB_ENDPOINT": endpoint(dynamodb, 8000),
-            "TXGUARD_S3_ENDPOINT": endpoint(s3, 5000),
+            "TXGUARD_KAFKA_BOOTSTRAP": servers.kafka.get_bootstrap_server(),
+            "TXGUARD_POSTGRES_DSN": servers.postgres.get_connection_url(),
+            "TXGUARD_DYNAMODB_ENDPOINT": endpoint(servers.dynamodb, 8000),
+            "TXGUARD_S3_ENDPOINT": endpoint(servers.s3, 5000),
             # DynamoDB Local and moto take any credentials; the default chain must find some.
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",

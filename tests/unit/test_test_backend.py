@@ -67,3 +67,19 @@ def test_pytest_stops_before_any_test_with_the_reason(no_docker, tmp_path):
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert "TXGUARD_TEST_BACKEND=containers needs a Docker engine" in output and no_docker in output
     assert "no tests ran" in output  # stopped after collection, before any fixture or test
+
+
+def test_the_containers_are_the_servers_of_the_compose_file(no_docker):
+    """Defined (not started: no engine here) with a fixed API version, so the Docker client asks nothing."""
+    servers = containers.define("a-password", docker_client_kw={"version": "1.44"})
+    servers.kafka.configure()
+    assert servers.kafka.kraft_enabled and servers.kafka.env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    assert servers.kafka.env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for image in (containers.POSTGRES_IMAGE, containers.DYNAMODB_IMAGE):
+        assert f"image: {image}" in compose  # the same servers as docker-compose.yml, pinned alike
+    assert all(":" in c.image and not c.image.endswith(":latest") for c in servers)
+    servers.postgres._configure()  # what start() passes to the container
+    assert servers.postgres.env == {"POSTGRES_USER": "txguard", "POSTGRES_PASSWORD": "a-password",
+                                    "POSTGRES_DB": "txguard"}  # fmt: skip
+    assert "-inMemory" in servers.dynamodb._command and set(servers.dynamodb.ports) == {"8000"}
