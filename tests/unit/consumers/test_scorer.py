@@ -33,7 +33,7 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
     first.model.budget.observe(np.full(5000, 0.9), np.arange(5000) // 1000 + 20_000)  # and the budget's days
-    first.save_online()
+    checkpoint.save(first.model)
 
     fresh, _ = train(history)
     fresh.metadata["version"] = model.version
@@ -45,6 +45,34 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     other.metadata["version"] = "another-model"
     third = ScorerService("t", "s", "a", store=None, model=other, producer=None, online_checkpoint=checkpoint)
     assert not np.allclose(third.model.online.score_many(X), first.model.online.score_many(X))
+
+
+def test_scorers_sharing_a_checkpoint_add_up_what_each_learned_from_its_partitions(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    trained, _ = train(history)
+    messages = transaction_messages(kaggle_csv)
+    scorers = []
+    for partition in (0, 1):
+        model = copy.deepcopy(trained)
+        checkpoint = OnlineCheckpoint(LocalStore(tmp_path), "online.joblib")  # one per process
+        scorer = ScorerService("t", "s", "a", store=MemoryStore(), model=model, producer=FakeProducer(),
+                               threshold=0.99, online_checkpoint=checkpoint)  # fmt: skip
+        scorer.on_assign([partition])
+        scorers.append(scorer)
+    for round_ in (0, 1):  # each scores its partition's events in two batches, saving after each
+        for partition, scorer in enumerate(scorers):
+            mine = [m for m in messages if m.partition() == partition][round_::2]
+            scorer.process([Decoded(m, scorer.decode(m)) for m in mine])
+            scorer.flush()
+
+    learned = len([m for m in messages if m.partition() in (0, 1)])
+    assert sum(s.scored for s in scorers) == learned > 300
+    restored = copy.deepcopy(trained)
+    assert OnlineCheckpoint(LocalStore(tmp_path), "online.joblib").restore(restored)
+    trained_n = max(trained.online.scaler_.counts.values())
+    assert max(restored.online.scaler_.counts.values()) == trained_n + learned  # threshold 0.99: nothing flagged
+    # After its save each scorer goes on from the sum; the last to save holds exactly the checkpoint.
+    assert restored.online.scaler_.counts == scorers[1].model.online.scaler_.counts
 
 
 class MemoryStore:
