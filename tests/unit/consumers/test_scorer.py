@@ -322,3 +322,21 @@ def test_detected_drift_is_logged_counted_and_published_as_a_drift_record(kaggle
     assert [p["key"] for p in sent] == [b"score", b"score"]
     assert records[0] == DriftEventRecord.of(detected_at=latest[0], quantity=SCORE, mean_before=0.2, mean_after=0.4,
                                              model_version=model.version, scorer="test-host:42")  # fmt: skip
+
+
+def test_a_detector_that_cannot_merge_is_saved_by_the_owner_of_partition_0_and_taken_by_the_others(
+    tmp_path, kaggle_csv
+):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    trained, _ = train(history, online_detector="hst")
+    X = feature_matrix(history, trained.category_norms)
+    writer, reader = copy.deepcopy(trained), copy.deepcopy(trained)
+    checkpoints = [OnlineCheckpoint(LocalStore(tmp_path), "online.joblib") for _ in range(2)]
+    checkpoints[0].restore(writer)
+    checkpoints[1].restore(reader)
+    writer.online.learn_many(X * 3.0)
+    reader.online.learn_many(X[:50])
+    checkpoints[0].save(writer, writer=True)
+    checkpoints[1].save(reader, writer=False)  # not the owner of partition 0: takes the writer's state
+    assert np.array_equal(reader.online.score_many(X), writer.online.score_many(X))
+    assert not np.array_equal(reader.online.score_many(X), trained.online.score_many(X))
