@@ -78,6 +78,7 @@ class ScorerService:
         namespace: str = "",
         drift_topic: str | None = None,
         instance: str | None = None,
+        partition_count: int | None = None,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -85,6 +86,7 @@ class ScorerService:
         self.drift_topic, self.instance = drift_topic, instance or process_name()
         self.store, self.model, self.producer = store, model, producer
         self.threshold = threshold
+        self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
         self.scored = 0
         self.alerted = 0
@@ -312,6 +314,9 @@ class ScorerService:
     def on_assign(self, partitions: list[int]) -> None:
         # The alert budget counts a day complete once every partition read has moved past it.
         self.assigned_partitions = tuple(partitions)
+        if self.partition_count and partitions:
+            for budget in self._budgets():
+                budget.share = len(partitions) / self.partition_count
 
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.

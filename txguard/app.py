@@ -325,6 +325,7 @@ class App:
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
+        from streaming.reader import topic_partitions
 
         if self.settings.transactions:
             transactional_id = self._transactional_id("scorer")
@@ -339,6 +340,7 @@ class App:
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
             namespace=self.settings.namespace,
             drift_topic=self.settings.topic(DRIFT),
+            partition_count=len(topic_partitions(producer, self.settings.topic(TRANSACTIONS))),
         )  # fmt: skip
         return scorer, producer
 
