@@ -247,7 +247,8 @@ def cmd_rebuild_behavior(args: argparse.Namespace) -> int:
 
     stats = app_from(args).rebuild_behavior(on_progress=progress)
     print(file=sys.stderr)
-    print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s")
+    print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s, "
+          f"{stats.deleted:,} items of cards not in PostgreSQL deleted")  # fmt: skip
     return 0
 
 
