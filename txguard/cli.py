@@ -106,9 +106,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = generate(out, customers=args.customers, start=args.start, end=args.end, seed=args.seed,
-                       progress=lambda n: print(f"\rgenerated {n:,} rows", end="", file=sys.stderr))  # fmt: skip
-    print(f"\n{summary.rows:,} rows ({summary.frauds:,} fraud, {summary.cards} cards) -> {out} "
+    with console.progress_bar("generate") as bar:
+        summary = generate(out, customers=args.customers, start=args.start, end=args.end, seed=args.seed,
+                           progress=lambda n: bar.update(n - bar.n))  # fmt: skip
+    print(f"{summary.rows:,} rows ({summary.frauds:,} fraud, {summary.cards} cards) -> {out} "
           f"in {summary.seconds:.1f}s")  # fmt: skip
     return 0
 
@@ -148,12 +149,6 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_progress(stats) -> None:  # noqa: ANN001 - producer.progress.ReplayStats
-    from producer.progress import progress_line
-
-    print(f"\rreplay {progress_line(stats)}   ", end="", file=sys.stderr, flush=True)
-
-
 def replay_request(args: argparse.Namespace) -> ReplayRequest:
     return ReplayRequest(
         location=args.path, speed=args.speed, rate=args.rate, start=args.start, end=args.end, limit=args.limit,
@@ -163,8 +158,8 @@ def replay_request(args: argparse.Namespace) -> ReplayRequest:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    stats = app_from(args).replay(replay_request(args), on_progress=print_progress)
-    print(file=sys.stderr)
+    with console.progress_bar("replay", unit="B") as bar:
+        stats = app_from(args).replay(replay_request(args), on_progress=console.replay_progress(bar))
     print(console.replay_text(stats))
     return 1 if stats.delivery_errors else 0
 
@@ -230,23 +225,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_tableau(args: argparse.Namespace) -> int:
-    def progress(p) -> None:  # noqa: ANN001 - txguard.tableau.ExportProgress
-        line = f"extract {p.view}: {p.rows:,} rows, {p.rows_per_s:,.0f} rows/s"
-        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    with console.progress_bar("extract") as bar:
 
-    export = app_from(args).tableau(Path(args.out) if args.out else None, since=args.since, on_progress=progress)
-    print(file=sys.stderr)
+        def progress(p) -> None:  # noqa: ANN001 - txguard.tableau.ExportProgress
+            if bar.desc != f"extract {p.view}":  # rows are counted per view
+                bar.reset()
+                bar.set_description(f"extract {p.view}", refresh=False)
+            bar.update(p.rows - bar.n)
+
+        export = app_from(args).tableau(Path(args.out) if args.out else None, since=args.since, on_progress=progress)
     print(console.tableau_text(export))
     return 0
 
 
 def cmd_rebuild_behavior(args: argparse.Namespace) -> int:
-    def progress(stats) -> None:  # noqa: ANN001 - consumers.rebuild.RebuildStats
-        line = f"rebuild-behavior: {stats.rows:,} rows, {stats.cards:,} cards, {stats.rows_per_s:,.0f} rows/s"
-        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    with console.progress_bar("rebuild-behavior") as bar:
 
-    stats = app_from(args).rebuild_behavior(on_progress=progress)
-    print(file=sys.stderr)
+        def progress(stats) -> None:  # noqa: ANN001 - consumers.rebuild.RebuildStats
+            bar.update(stats.rows - bar.n)
+            bar.set_postfix_str(f"{stats.cards:,} cards", refresh=False)
+
+        stats = app_from(args).rebuild_behavior(on_progress=progress)
     print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s, "
           f"{stats.deleted:,} items of cards not in PostgreSQL deleted")  # fmt: skip
     return 0
