@@ -17,7 +17,8 @@ log = logging.getLogger("txguard")
 
 # Settings a flag may override (each command has some of them).
 SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
-                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day")  # fmt: skip
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day",
+                 "metrics_port")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -324,6 +325,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--postgres-dsn-file", type=Path, metavar="FILE",
                     help="file holding an external PostgreSQL DSN (or set TXGUARD_POSTGRES_DSN)")  # fmt: skip
     ap.add_argument("--dynamodb-endpoint", help="external DynamoDB endpoint URL")
+    ap.add_argument("--metrics-port", type=int, metavar="PORT",
+                    help="serve each consumer service's /metrics, /healthz and /readyz on PORT + its index (persist "
+                    "+0, scorer +1, learner +2, retrainer +3; TXGUARD_METRICS_PORT; default 0: none)")  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -465,12 +469,13 @@ def add_dashboard_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    from txguard.logs import configure_logging
+
+    try:
+        log_format = settings_from(args).log_format
+    except AppError:
+        log_format = "text"  # the command reports the bad setting itself
+    configure_logging(args.verbose, log_format)
     from producer.source import SourceError
     from txguard.stack import StackError
 
