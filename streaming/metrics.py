@@ -89,6 +89,7 @@ class LoopMetrics:
         self.staged_messages: Counter[str] = Counter()  # topic -> messages processed since the last commit
         self.staged_dead: Counter[str] = Counter()  # topic -> of which dead-lettered
         self.staged_alerts = 0
+        self.topics: list[str] = []  # the service's, from start()
         self.heartbeat_at = time.monotonic()
         self.partitions = 0  # partitions held at the last look
         self.sink_failure: str | None = None  # the exception class of the failing sink call, None once one passes
@@ -102,7 +103,8 @@ class LoopMetrics:
     def start(self, topics: Iterable[str]) -> None:
         """The loop starts on this thread: :func:`count_alerts` reports here, every series exists at 0."""
         _loop_thread.metrics = self
-        for topic in topics:
+        self.topics = list(topics)
+        for topic in self.topics:
             for outcome in (PROCESSED, DEAD_LETTERED):
                 EVENTS.labels(self.service, topic, outcome)
         self.beat()
@@ -127,9 +129,10 @@ class LoopMetrics:
         none)."""
         if messages:
             BATCH_SECONDS.labels(self.service).observe(seconds)
-        for message in messages:
-            if message.error() is None:
-                self.staged_messages[message.topic() or ""] += 1
+        if len(self.topics) == 1:  # most services: no per-message topic() (a new str each, hot at 30k/s)
+            self.staged_messages[self.topics[0]] += sum(1 for m in messages if m.error() is None)
+        else:
+            self.staged_messages.update(m.topic() or "" for m in messages if m.error() is None)
 
     def dead_lettered(self, topic: str) -> None:
         self.staged_dead[topic] += 1
