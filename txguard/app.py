@@ -99,6 +99,20 @@ def create_private_file(path: Path, text: str) -> None:
         temporary.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class HealthAnswer:
+    """What a service's /healthz or /readyz answered (status None: nothing answered)."""
+
+    service: str
+    url: str
+    status: int | None
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
 def model_versions(scorer: Any) -> dict[str, str]:
     """A scorer's model versions, for the ``txguard_model_version`` info metric ("" when none)."""
     shadow, learned = scorer.shadow, scorer.learned
@@ -453,6 +467,29 @@ class App:
         except OSError as exc:
             raise AppError(f"{name}: cannot serve metrics on {address[0]}:{address[1]} ({exc.strerror or exc}); "
                            "set TXGUARD_METRICS_PORT to a free base port, or 0 for none") from None  # fmt: skip
+
+    def health(self, service: str | None = None, ready: bool = False) -> list[HealthAnswer]:
+        """Ask the services of this host for /healthz (or /readyz): ``service``, or every one whose
+        port answers (a container runs one). Nothing answering is an empty list."""
+        import urllib.error
+        import urllib.request
+
+        answers = []
+        for name in [service] if service else SERVICE_NAMES:
+            address = self.metrics_address(name)
+            if address is None:
+                raise AppError("no metrics port: set TXGUARD_METRICS_PORT (or --metrics-port) as the services have it")
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+            url = f"http://{f'[{host}]' if ':' in host else host}:{address[1]}/{'readyz' if ready else 'healthz'}"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # http, on our own port
+                    answers.append(HealthAnswer(name, url, response.status, response.read().decode().strip()))
+            except urllib.error.HTTPError as exc:
+                answers.append(HealthAnswer(name, url, exc.code, exc.read().decode().strip()))
+            except OSError as exc:  # nothing listens there
+                if service:
+                    answers.append(HealthAnswer(name, url, None, f"no answer ({exc})"))
+        return answers
 
     # --- reading the topics --------------------------------------------------------------
 

@@ -202,6 +202,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the service (or every service answering on this host) is healthy / ready; 1 otherwise."""
+    answers = app_from(args).health(args.service, ready=args.ready)
+    for answer in answers:
+        print(f"{answer.service}: {answer.status or '-'} {answer.text}")
+    if not answers:
+        print("no service answers on this host's metrics ports", file=sys.stderr)
+    return 0 if answers and all(a.ok for a in answers) else 1
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     alerts = app_from(args).alerts(follow=args.follow)  # with --follow, positioned at the end by now
     print(console.ALERT_HEADER, flush=True)
@@ -396,6 +406,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run all consumer services (the retrainer too when TXGUARD_RETRAIN_* ask for it)"
                    ).set_defaults(func=cmd_run)  # fmt: skip
+
+    p = sub.add_parser("health", help="ask the consumer services on this host for /healthz (exit 0: healthy); "
+                       "for a container's health check")  # fmt: skip
+    p.add_argument("service", nargs="?", choices=SERVICE_NAMES, help="default: every service that answers")
+    p.add_argument("--ready", action="store_true", help="ask /readyz: holds partitions, sinks reachable")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("alerts", help="print alerts")
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")

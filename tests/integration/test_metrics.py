@@ -29,6 +29,7 @@ from tests.integration.scored_data import ROWS
 from tests.integration.test_supervisor import RunningSupervisor
 from txguard import stack
 from txguard.app import App, ReplayRequest
+from txguard.cli import main
 from txguard.settings import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -95,7 +96,7 @@ def running(clients, model_dir, tmp_path) -> Iterator[tuple[RunningSupervisor, d
         supervisor.close()
 
 
-def test_counts_scraped_during_a_replay_equal_postgresql(clients, running, model_dir, tmp_path):
+def test_counts_scraped_during_a_replay_equal_postgresql(clients, running, model_dir, tmp_path, capsys):
     supervisor, scrape = running
     persist, scorer = scrape["persist"], scrape["scorer"]
     topic = clients.settings.topic
@@ -146,6 +147,10 @@ def test_counts_scraped_during_a_replay_equal_postgresql(clients, running, model
         assert get(f"{service.url}/healthz")[0] == 200, name
         status, why = get(f"{service.url}/readyz")
         assert status == 200 and "holds" in why, (name, why)
+
+    base_port = persist.url.rsplit(":", 1)[1]
+    assert main(["--metrics-port", base_port, "health", "--ready"]) == 0  # what a container's health check runs
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["persist", "scorer", "learner"]
 
     supervisor.proc.send_signal(signal.SIGTERM)
     assert supervisor.proc.wait(60) == 0

@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from streaming.metrics import LoopMetrics
+from streaming.metrics import LoopMetrics, serve
 from txguard.app import App, AppError
-from txguard.cli import parser, settings_from
+from txguard.cli import main, parser, settings_from
 from txguard.logs import formatter
 from txguard.settings import SERVICE_NAMES, Settings
 from txguard.supervisor import settings_argv
@@ -79,3 +79,26 @@ def test_text_logs_stay_the_default():
     assert Settings().log_format == "text"
     with pytest.raises(ValueError):
         Settings(log_format="yaml")  # type: ignore[arg-type]
+
+
+def test_txguard_health_asks_the_services_that_answer(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TXGUARD_METRICS_PORT", raising=False)
+    persist = LoopMetrics("persist")
+    server = serve(persist, "127.0.0.1", 0)  # persist's port: the base port + 0
+    argv = ["--home", str(tmp_path), "--metrics-port", str(server.server_port)]
+    try:
+        assert main([*argv, "health"]) == 0
+        assert capsys.readouterr().out.startswith("persist: 200 ok: persist: loop heartbeat")
+        assert main([*argv, "health", "--ready"]) == 1  # no partitions yet
+        assert "persist: 503 not ok: persist: holds no partitions" in capsys.readouterr().out
+        persist.partitions = 2
+        assert main([*argv, "health", "persist", "--ready"]) == 0
+        assert main([*argv, "health", "scorer"]) == 1  # asked for by name, and nothing answers
+        assert "scorer: - no answer" in capsys.readouterr().out
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert main([*argv, "health"]) == 1
+    assert "no service answers" in capsys.readouterr().err
+    assert main(["--home", str(tmp_path), "health"]) == 2  # no port set: one line saying so
+    assert "TXGUARD_METRICS_PORT" in capsys.readouterr().err
