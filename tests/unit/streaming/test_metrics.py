@@ -15,9 +15,13 @@ from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
 import streaming.retry
+from streaming.checkpoint import Checkpoint
 from streaming.loop import run
 from streaming.metrics import LoopMetrics, count_alerts, serve
+from streaming.rebalance import RebalanceHandler
+from streaming.retry import Retry
 from streaming.service import Rewind
+from streaming.stats import LoopStats
 from tests.unit.streaming.kafka_fakes import FakeConsumer, FakeMessage, FakeProducer, FakeService, Outage
 
 
@@ -166,3 +170,23 @@ def test_a_port_in_use_is_an_error(served):
     _, base = served
     with pytest.raises(OSError):
         serve(LoopMetrics("other"), "127.0.0.1", int(base.rsplit(":", 1)[1]))
+
+
+@pytest.mark.parametrize("delivery_failures, counted", [(0, 2), (1, 0)])
+def test_a_revocation_counts_what_its_checkpoint_commits_and_drops_the_rest(name, delivery_failures, counted):
+    stop, metrics = threading.Event(), LoopMetrics(name)
+    metrics.start(["transactions"])
+    service = FakeService(name=name)
+    consumer, producer = FakeConsumer(), FakeProducer(fail=delivery_failures)
+    checkpoint = Checkpoint(consumer, producer, service, Retry(service, stop, LoopStats(), metrics), stop,
+                            metrics=metrics)  # fmt: skip
+    checkpoint.stage({("transactions", 0): 2})
+    metrics.processed([FakeMessage(offset_=0), FakeMessage(offset_=1)], 0.01)
+    count_alerts(1)
+
+    RebalanceHandler(service, checkpoint).revoked(consumer, [TopicPartition("transactions", 0)])
+
+    assert sample("txguard_events_total", service=name, topic="transactions", outcome="processed") == counted
+    assert sample("txguard_alerts_total", service=name) == counted / 2
+    assert (metrics.staged_messages, metrics.staged_alerts) == ({}, 0)  # the next owner counts the rest
+    metrics.stop()
