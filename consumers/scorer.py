@@ -23,6 +23,7 @@ from model.threshold import AlertBudget
 from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
 from streaming.message import position_of, value_of
+from streaming.metrics import count_alerts
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
 
@@ -158,6 +159,7 @@ class ScorerService:
                 reasons[i] = reason
         self._emit(events, X, result, reasons, flagged, shadow)
         self.alerted += len(flagged)
+        count_alerts(len(flagged))  # txguard_alerts_total, once this batch commits
         self.scored += len(events)
 
     def _emit(

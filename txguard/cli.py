@@ -17,7 +17,8 @@ log = logging.getLogger("txguard")
 
 # Settings a flag may override (each command has some of them).
 SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
-                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day")  # fmt: skip
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day",
+                 "metrics_port")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -196,6 +197,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the service (or every service answering on this host) is healthy / ready; 1 otherwise."""
+    answers = app_from(args).health(args.service, ready=args.ready)
+    for answer in answers:
+        print(f"{answer.service}: {answer.status or '-'} {answer.text}")
+    if not answers:
+        print("no service answers on this host's metrics ports", file=sys.stderr)
+    return 0 if answers and all(a.ok for a in answers) else 1
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     alerts = app_from(args).alerts(follow=args.follow)  # with --follow, positioned at the end by now
     print(console.ALERT_HEADER, flush=True)
@@ -324,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--postgres-dsn-file", type=Path, metavar="FILE",
                     help="file holding an external PostgreSQL DSN (or set TXGUARD_POSTGRES_DSN)")  # fmt: skip
     ap.add_argument("--dynamodb-endpoint", help="external DynamoDB endpoint URL")
+    ap.add_argument("--metrics-port", type=int, metavar="PORT",
+                    help="serve each consumer service's /metrics, /healthz and /readyz on PORT + its index (persist "
+                    "+0, scorer +1, learner +2, retrainer +3; TXGUARD_METRICS_PORT; default 0: none)")  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -392,6 +406,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run all consumer services (the retrainer too when TXGUARD_RETRAIN_* ask for it)"
                    ).set_defaults(func=cmd_run)  # fmt: skip
+
+    p = sub.add_parser("health", help="ask the consumer services on this host for /healthz (exit 0: healthy); "
+                       "for a container's health check")  # fmt: skip
+    p.add_argument("service", nargs="?", choices=SERVICE_NAMES, help="default: every service that answers")
+    p.add_argument("--ready", action="store_true", help="ask /readyz: holds partitions, sinks reachable")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("alerts", help="print alerts")
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")
@@ -465,12 +485,13 @@ def add_dashboard_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    from txguard.logs import configure_logging
+
+    try:
+        log_format = settings_from(args).log_format
+    except AppError:
+        log_format = "text"  # the command reports the bad setting itself
+    configure_logging(args.verbose, log_format)
     from producer.source import SourceError
     from txguard.stack import StackError
 
