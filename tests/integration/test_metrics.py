@@ -10,8 +10,6 @@ import json
 import signal
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from model.train import train
 from producer.cards import CardProtector
 from producer.history import load_history
 from producer.source import CsvSource
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, http_get
 from tests.integration.conftest import pg_count, pg_query, wait_for
 from tests.integration.scored_data import ROWS
 from tests.integration.test_supervisor import RunningSupervisor
@@ -60,14 +58,6 @@ def free_base_port(count: int = len(SERVICE_NAMES)) -> int:
     raise AssertionError(f"no {count} consecutive free ports")
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 class Scraper:
     """Reads one service's /metrics as {(sample name, sorted labels): value}."""
 
@@ -75,7 +65,7 @@ class Scraper:
         self.url = f"http://127.0.0.1:{port}"
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, text = get(f"{self.url}/metrics")
+        status, text = http_get(f"{self.url}/metrics")
         assert status == 200
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
@@ -144,8 +134,8 @@ def test_counts_scraped_during_a_replay_equal_postgresql(clients, running, model
     wait_for(lambda: lags() == {str(p): 0.0 for p in range(clients.settings.partitions)}, 30, "no lag left")
 
     for name, service in scrape.items():
-        assert get(f"{service.url}/healthz")[0] == 200, name
-        status, why = get(f"{service.url}/readyz")
+        assert http_get(f"{service.url}/healthz")[0] == 200, name
+        status, why = http_get(f"{service.url}/readyz")
         assert status == 200 and "holds" in why, (name, why)
 
     base_port = persist.url.rsplit(":", 1)[1]

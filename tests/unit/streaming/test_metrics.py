@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from streaming.rebalance import RebalanceHandler
 from streaming.retry import Retry
 from streaming.service import Rewind
 from streaming.stats import LoopStats
+from tests.conftest import http_get
 from tests.unit.streaming.kafka_fakes import FakeConsumer, FakeMessage, FakeProducer, FakeService, Outage
 
 
@@ -134,36 +133,29 @@ def served(name) -> Iterator[tuple[LoopMetrics, str]]:
         server.server_close()
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_the_endpoint_serves_metrics_liveness_and_readiness(served, name):
     metrics, base = served
-    status, text = get(f"{base}/metrics")
+    status, text = http_get(f"{base}/metrics")
     assert status == 200 and "# TYPE txguard_events_total counter" in text
 
-    assert get(f"{base}/healthz")[0] == 200
-    status, text = get(f"{base}/readyz")
+    assert http_get(f"{base}/healthz")[0] == 200
+    status, text = http_get(f"{base}/readyz")
     assert status == 503 and "holds no partitions" in text
 
     metrics.partitions = 3
-    assert get(f"{base}/readyz") == (200, f"ok: {name}: holds 3 partitions, sinks reachable, last commit none yet\n")
+    ready = f"ok: {name}: holds 3 partitions, sinks reachable, last commit none yet\n"
+    assert http_get(f"{base}/readyz") == (200, ready)
 
     metrics.sink_failed(Outage("host db.internal:5432 refused"))
-    status, text = get(f"{base}/readyz")
+    status, text = http_get(f"{base}/readyz")
     assert status == 503 and "cannot go on yet (Outage)" in text and "db.internal" not in text
-    assert get(f"{base}/healthz")[0] == 200  # waiting out an outage is being alive
+    assert http_get(f"{base}/healthz")[0] == 200  # waiting out an outage is being alive
     metrics.sink_passed()
-    assert get(f"{base}/readyz")[0] == 200
+    assert http_get(f"{base}/readyz")[0] == 200
 
     metrics.heartbeat_at -= 61  # a loop stuck for longer than stale_after_s
-    assert get(f"{base}/healthz")[0] == 503
-    assert get(f"{base}/readyz")[0] == 503
+    assert http_get(f"{base}/healthz")[0] == 503
+    assert http_get(f"{base}/readyz")[0] == 503
 
 
 def test_a_port_in_use_is_an_error(served):
