@@ -39,6 +39,7 @@ class RebuildStats:
 
     rows: int = 0
     cards: int = 0
+    deleted: int = 0  # items of cards with no transaction left in PostgreSQL
     started: float = 0.0
     elapsed_s: float = 0.0
 
@@ -78,13 +79,15 @@ def rebuild(
     progress_every_s: float = 1.0,
 ) -> RebuildStats:
     """Write every card's recomputed item into ``table`` (batched, unconditional: run it with the
-    scorers stopped). Each item gets version 1: a scorer that cached an older copy is fenced off
-    by its conditional write and reloads."""
+    scorers stopped), then delete the items of cards PostgreSQL no longer has. Each item gets
+    version 1: a scorer that cached an older copy is fenced off by its conditional write and reloads."""
     stats = RebuildStats(started=time.monotonic())
     reported = stats.started
     pending: list[dict] = []
+    written: set[str] = set()
     for token, state in recompute(conn, stats):
         pending.append({"PutRequest": {"Item": behavior_item(token, state, version=1)}})
+        written.add(token)
         stats.cards += 1
         if len(pending) == BATCH_WRITE_ITEMS:
             _write(dynamodb, table, pending)
@@ -95,11 +98,30 @@ def rebuild(
             on_progress(stats)
             reported = now
     _write(dynamodb, table, pending)
+    stats.deleted = _delete_others(dynamodb, table, written)
     stats.elapsed_s = time.monotonic() - stats.started
     if on_progress is not None:
         on_progress(stats)
-    log.info("rebuild-behavior: %d cards from %d transactions in %.1f s", stats.cards, stats.rows, stats.elapsed_s)
+    log.info("rebuild-behavior: %d cards from %d transactions in %.1f s, %d stale items deleted",
+             stats.cards, stats.rows, stats.elapsed_s, stats.deleted)  # fmt: skip
     return stats
+
+
+def _delete_others(dynamodb: Any, table: str, keep: set[str]) -> int:
+    """Delete every item whose card is not in ``keep``; returns how many."""
+    stale = [
+        item["card_token"]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="card_token")
+        for item in page["Items"]
+        if item["card_token"]["S"] not in keep
+    ]
+    for start in range(0, len(stale), BATCH_WRITE_ITEMS):
+        _write(
+            dynamodb,
+            table,
+            [{"DeleteRequest": {"Key": {"card_token": key}}} for key in stale[start : start + BATCH_WRITE_ITEMS]],
+        )
+    return len(stale)
 
 
 def _write(dynamodb: Any, table: str, requests: list[dict]) -> None:

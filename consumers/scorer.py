@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from model.threshold import AlertBudget
 from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
 from streaming.message import position_of, value_of
+from streaming.metrics import count_alerts
 from streaming.producer import produce
 from streaming.service import Decoded, Rewind
 
@@ -73,13 +73,13 @@ class ScorerService:
         threshold: float | None = None,
         cache_capacity: int = 200_000,
         online_checkpoint: OnlineCheckpoint | None = None,
-        online_checkpoint_every_s: float = 30.0,
         shadow: Ensemble | None = None,
         registry: ModelRegistry | None = None,
         model_poll_s: float = 5.0,
         namespace: str = "",
         drift_topic: str | None = None,
         instance: str | None = None,
+        partition_count: int | None = None,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -87,13 +87,13 @@ class ScorerService:
         self.drift_topic, self.instance = drift_topic, instance or process_name()
         self.store, self.model, self.producer = store, model, producer
         self.threshold = threshold
+        self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
         self.scored = 0
         self.alerted = 0
         self.drift_events = 0
         self.online_checkpoint = online_checkpoint
-        self.online_checkpoint_every_s = online_checkpoint_every_s
-        self._online_saved_at = time.monotonic()
+        self._online_learned = False  # since the last save
         if online_checkpoint is not None:
             online_checkpoint.restore(model)
         # The shadow scores the same features, on its own copy of every detector: it raises
@@ -110,11 +110,15 @@ class ScorerService:
             self._use_learned(registry.load_learned(namespace))
 
     def save_online(self) -> None:
-        """Checkpoint the online detector (its learned state drifts with the stream)."""
-        if self.online_checkpoint is None:
+        """Merge what the online detector learned into the checkpoint the group's scorers share.
+
+        Called with every checkpoint, before the offsets commit: a process killed after its
+        last save loses only the learning of events the next owner consumes again.
+        """
+        if self.online_checkpoint is None or not self._online_learned:
             return
-        self.online_checkpoint.save(self.model)
-        self._online_saved_at = time.monotonic()
+        self.online_checkpoint.save(self.model, writer=not self.assigned_partitions or 0 in self.assigned_partitions)
+        self._online_learned = False
 
     def decode(self, message: Message) -> TransactionEvent:
         return TransactionEvent.model_validate_json(value_of(message))
@@ -144,6 +148,7 @@ class ScorerService:
         for budget in self._budgets():  # also the budget of a model swapped in since the assignment
             budget.expect_sources(self.assigned_partitions)
         result = self.model.score_batch(X, self.threshold, times, partitions)
+        self._online_learned = True
         shadow = self.shadow.score_batch(X, None, times, partitions) if self.shadow is not None else None
         self._report_drift(result.drift)
         flagged = np.flatnonzero(result.flagged).tolist()
@@ -154,6 +159,7 @@ class ScorerService:
                 reasons[i] = reason
         self._emit(events, X, result, reasons, flagged, shadow)
         self.alerted += len(flagged)
+        count_alerts(len(flagged))  # txguard_alerts_total, once this batch commits
         self.scored += len(events)
 
     def _emit(
@@ -238,15 +244,13 @@ class ScorerService:
             produce(producer, topic, value, key.encode())
 
     def flush(self) -> None:
-        if not self.cache.dirty:
-            return
-        try:
-            self.store.save_many({t: self.cache[t] for t in self.cache.dirty})
-        except StaleStateError as exc:
-            raise Rewind(str(exc)) from exc
-        self.cache.dirty.clear()
-        if time.monotonic() - self._online_saved_at >= self.online_checkpoint_every_s:
-            self.save_online()
+        if self.cache.dirty:
+            try:
+                self.store.save_many({t: self.cache[t] for t in self.cache.dirty})
+            except StaleStateError as exc:
+                raise Rewind(str(exc)) from exc
+            self.cache.dirty.clear()
+        self.save_online()
 
     def refresh_models(self) -> None:
         """Before a batch: take up a newly promoted or shadowed version, and the learner's latest
@@ -312,11 +316,18 @@ class ScorerService:
     def on_assign(self, partitions: list[int]) -> None:
         # The alert budget counts a day complete once every partition read has moved past it.
         self.assigned_partitions = tuple(partitions)
+        if self.partition_count and partitions:
+            for budget in self._budgets():
+                budget.share = len(partitions) / self.partition_count
 
     def on_revoke(self) -> None:
         # Another consumer may now own some of these cards: reload from DynamoDB.
         self.cache.clear()
         self.assigned_partitions = ()
+        if self._online_learned and self.online_checkpoint is not None:
+            # Not saved: the events it learned from are consumed again, by this process or another.
+            self.online_checkpoint.restore(self.model)
+            self._online_learned = False
         for budget in self._budgets():
             budget.forget_sources()
 

@@ -126,6 +126,51 @@ class OnlineStandardizedDetector:
     def learn_one(self, x: dict[str, float]) -> None:
         self.learn_many(_row(x))
 
+    def rebase(self, base: OnlineStandardizedDetector, onto: OnlineStandardizedDetector) -> OnlineStandardizedDetector:
+        """``onto`` plus what this detector learned since it was ``base``: a new detector.
+
+        Running means and variances combine exactly (Chan et al.), so scorers that each
+        learn from their own partitions and rebase onto the shared checkpoint end up with
+        the statistics of all the events they learned from together, whatever the order.
+        """
+        merged = OnlineStandardizedDetector(self.features, self.clip)
+        for name in self.features:
+            learned = _moments_difference(_moments(self.scaler_, name), _moments(base.scaler_, name))
+            n, mean, m2 = _moments_sum(_moments(onto.scaler_, name), learned)
+            if n:
+                merged.scaler_.counts[name] = n
+                merged.scaler_.means[name] = mean
+                merged.scaler_.vars[name] = m2 / n
+        return merged
+
+
+# (count, mean, sum of squared deviations) of one feature: the form in which moments add up.
+Moments = tuple[int, float, float]
+
+
+def _moments(scaler: preprocessing.StandardScaler, name: str) -> Moments:
+    n = scaler.counts.get(name, 0)
+    return (n, scaler.means.get(name, 0.0), scaler.vars.get(name, 0.0) * n) if n else (0, 0.0, 0.0)
+
+
+def _moments_sum(a: Moments, b: Moments) -> Moments:
+    (na, ma, m2a), (nb, mb, m2b) = a, b
+    n = na + nb
+    if not nb or not na:
+        return a if nb == 0 else b
+    delta = mb - ma
+    return n, ma + delta * nb / n, m2a + m2b + delta * delta * na * nb / n
+
+
+def _moments_difference(total: Moments, part: Moments) -> Moments:
+    """The moments of the events in ``total`` but not in ``part`` (``part`` a prefix of them)."""
+    (n, m, m2), (na, ma, m2a) = total, part
+    nb = n - na
+    if nb <= 0:
+        return 0, 0.0, 0.0
+    mb = (n * m - na * ma) / nb
+    return nb, mb, max(m2 - m2a - (mb - ma) ** 2 * na * nb / n, 0.0)
+
 
 class HalfSpaceTreesDetector:
     """river's Half-Space Trees, event by event: accurate on drift, ~30 us/event.

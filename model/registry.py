@@ -12,6 +12,8 @@ only into that model. A local directory or an ``s3://`` prefix; clients come fro
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import io
 import json
 import logging
@@ -79,23 +81,59 @@ def _checked(model: Ensemble, path: str) -> Ensemble:
 
 class OnlineCheckpoint:
     """What the model learns from the stream, saved as it goes by: the online detector
-    and the alert budget's recent score distribution; ``key`` in a registry's store."""
+    and the alert budget's recent score distribution; ``key`` in a registry's store.
+
+    Several scorers of one consumer group share the checkpoint, each learning from its
+    own partitions. A detector that can ``rebase`` (the default z-score detector) is
+    merged: each save adds what this process learned since its last restore or save to
+    what the checkpoint holds, and the process goes on from the sum, so the checkpoint
+    is the state of all the events learned by all of them. A detector that cannot is
+    written by one scorer only (``writer``, the owner of partition 0), and the others
+    take its state at every save. The budget is a distribution estimate: the last
+    writer's stands.
+    """
 
     def __init__(self, store: RegistryStore, key: str):
         self.store, self.key = store, key
+        # The detector as of the last restore or save, and its model's version: what this
+        # process learned since is the difference.
+        self.base: Any = None
+        self.base_version: str | None = None
 
-    def save(self, model: Ensemble) -> None:
-        """Atomically write ``model``'s online detector and budget, tagged with the model's version."""
-        state = {
+    def save(self, model: Ensemble, writer: bool = True) -> None:
+        """Merge ``model``'s online detector into the checkpoint and continue from the merge."""
+        if not hasattr(model.online, "rebase") and not writer:
+            self.restore(model)
+            return
+        state = self.store.update_object(self.key, lambda saved: self._merged(model, saved))
+        model.online = state["online"]
+        self._set_base(model)
+
+    def _merged(self, model: Ensemble, saved: Any) -> dict[str, Any]:
+        online = model.online
+        ours = self.base is not None and self.base_version == model.version
+        if saved is not None and saved.get("model_version") == model.version and hasattr(online, "rebase"):
+            if ours:
+                online = online.rebase(self.base, saved["online"])
+            else:  # a model this process took up without the checkpoint (a promoted shadow): its state stands
+                log.info("online checkpoint %s: replaced by this process's %s state", self.key, model.version)
+        return {
             "model_version": model.version,
-            "online": model.online,
+            "online": online,
             "budget": model.budget,
             "saved_at": datetime.now(UTC).isoformat(),
         }
-        self.store.write_object(self.key, state)
+
+    def _set_base(self, model: Ensemble) -> None:
+        self.base, self.base_version = copy.deepcopy(model.online), model.version
 
     def restore(self, model: Ensemble) -> bool:
         """Continue ``model``'s online detector from the checkpoint, if it belongs to this model."""
+        restored = self._restore(model)
+        self._set_base(model)  # restored or not, what it learns from now on is this process's
+        return restored
+
+    def _restore(self, model: Ensemble) -> bool:
         if not self.store.exists(self.key):
             return False
         saved = self.store.read_object(self.key)
@@ -121,6 +159,8 @@ class RegistryStore(Protocol):
     def write_text(self, key: str, text: str) -> None: ...  # atomic: readers see the old or the new text
     def read_object(self, key: str) -> Any: ...
     def write_object(self, key: str, obj: Any) -> None: ...  # atomic
+    # Atomically replace the object at ``key`` by ``update(the object, or None)``; returns the new object.
+    def update_object(self, key: str, update: Callable[[Any], Any]) -> Any: ...
     def exists(self, key: str) -> bool: ...
     def claim(self, key: str) -> bool: ...  # create the folder ``key``; False if it exists already
     def children(self, key: str) -> list[str]: ...
@@ -162,6 +202,16 @@ class LocalStore:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_joblib(obj, path)
+
+    def update_object(self, key: str, update: Callable[[Any], Any]) -> Any:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # An advisory lock beside the object: processes on this machine update it one at a time.
+        with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            new = update(read_joblib(path) if path.exists() else None)
+            write_joblib(new, path)
+        return new
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -231,6 +281,30 @@ class S3Store:
         joblib.dump(obj, buffer)
         self._put(key, buffer.getvalue())
 
+    def update_object(self, key: str, update: Callable[[Any], Any]) -> Any:
+        # Compare-and-swap on the ETag: a concurrent writer makes the PUT fail, and it is redone.
+        for _ in range(20):
+            try:
+                got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                current, condition = joblib.load(io.BytesIO(got["Body"].read())), {"IfMatch": got["ETag"]}
+            except self.client.exceptions.NoSuchKey:
+                current, condition = None, {"IfNoneMatch": "*"}
+            new = update(current)
+            buffer = io.BytesIO()
+            joblib.dump(new, buffer)
+            try:
+                self._put(key, buffer.getvalue(), **condition)
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in (
+                    "PreconditionFailed",
+                    "412",
+                    "ConditionalRequestConflict",
+                ):
+                    continue
+                raise
+            return new
+        raise RuntimeError(f"s3://{self.bucket}/{self._key(key)}: too many concurrent updates")
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
@@ -244,10 +318,15 @@ class S3Store:
         try:
             self._put(f"{key}/.claimed", b"", IfNoneMatch="*")
         except self.client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            if self._lost_race(exc):
                 return False
             raise
         return True
+
+    @staticmethod
+    def _lost_race(exc: Any) -> bool:
+        """A conditional PUT refused: another writer got there first."""
+        return exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
     def children(self, key: str) -> list[str]:
         prefix = self._key(key).rstrip("/") + "/"

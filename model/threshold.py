@@ -102,6 +102,10 @@ class AlertBudget:
         Events per day of the days after ``closed_through_``.
     source_days_ : dict
         The latest event-day seen from each source (None: events without a source).
+    share : float
+        The part of the stream this instance observes (its partitions among all of
+        them, under scale-out): its volume counts each event as ``1 / share``, so the
+        threshold spends the budget over the whole stream, not per scorer.
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class AlertBudget:
         self.closed_through_: int | None = None
         self.open_events_: dict[int, float] = {}
         self.source_days_: dict[Hashable, int] = {}
+        self.share = 1.0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, also a budget saved before it kept the volume apart: its days were its volume."""
@@ -150,6 +155,7 @@ class AlertBudget:
                 open_events_={} if current is None else {current: float(state["today_counts_"].sum())},
                 source_days_={},  # the sources of the next events, with or without partitions
             )
+        state.setdefault("share", 1.0)
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------ building
@@ -396,6 +402,7 @@ class AlertBudget:
         decay = self._day_decay
         unique_days, counts = np.unique(days, return_counts=True)
         for day, n in zip(unique_days.tolist(), counts.tolist(), strict=True):
+            n = n / self.share  # the whole stream's volume, estimated from this scorer's share
             if day <= self.closed_through_:  # late: its day is already counted as a day
                 self.volume_events_ += n * decay ** (self.closed_through_ - day)
             else:

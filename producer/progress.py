@@ -1,4 +1,4 @@
-"""What a replay has done so far, and the one-line progress report of it."""
+"""What a replay has done so far, and the part of its progress bar that says it."""
 
 from __future__ import annotations
 
@@ -31,18 +31,9 @@ class ReplayStats:
         return done / max(time.monotonic() - self.started, 1e-9)
 
 
-def progress_line(stats: ReplayStats, now: float | None = None) -> str:
-    """Share of the file read, rows sent and rejected, speed, event clock and ETA.
-
-    ``now`` is the ``time.monotonic()`` reading the ETA is computed at (default: now).
-    """
-    total = stats.total_bytes or 0
-    done = stats.bytes_read
-    eta = ""
-    if total and done:
-        elapsed = (time.monotonic() if now is None else now) - stats.started
-        eta = f"  ETA {max(elapsed * (total - done) / done, 0):5.0f}s"
+def progress_postfix(stats: ReplayStats) -> str:
+    """Rows sent and rejected, speed and event clock: what a progress bar over the file's bytes
+    (its share and ETA) does not show."""
     clock = stats.last_event.strftime("%Y-%m-%d %H:%M") if stats.last_event else "-"
-    pct = f"{100 * done / total:5.1f}%" if total else ""
-    return (f"{pct} {stats.accepted:>9,} sent {stats.rejected_rows:>6,} rejected "
-            f"{stats.rows_per_s:>9,.0f} rows/s  event clock {clock}{eta}")  # fmt: skip
+    return (f"{stats.accepted:,} sent, {stats.rejected_rows:,} rejected, {stats.rows_per_s:,.0f} rows/s, "
+            f"event clock {clock}")  # fmt: skip

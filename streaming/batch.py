@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from schemas.events import DeadLetter
 from streaming.deadletter import dead_letter
 from streaming.message import offset_of, partition_of, topic_of
+from streaming.metrics import LoopMetrics
 from streaming.producer import message_limit
 from streaming.retry import Retry, first_line
 from streaming.service import Decoded, Rewind, Service
@@ -30,9 +31,11 @@ class MessageTooLarge(Exception):
 class BatchProcessor:
     """Decodes and applies micro-batches for ``service``; bad messages to ``dlq_topic``."""
 
-    def __init__(self, service: Service, producer: Producer, dlq_topic: str, retry: Retry, stats: LoopStats):
+    def __init__(self, service: Service, producer: Producer, dlq_topic: str, retry: Retry, stats: LoopStats,
+                 metrics: LoopMetrics | None = None):  # fmt: skip
         self.service, self.producer, self.dlq_topic = service, producer, dlq_topic
         self.retry, self.stats = retry, stats
+        self.metrics = metrics or LoopMetrics(service.name)
         # The producers' limit (one setting): anything bigger was not written by txguard,
         # is not parsed, and could not be dead-lettered whole.
         self.max_message_bytes = message_limit(producer)
@@ -99,3 +102,4 @@ class BatchProcessor:
         )
         dead_letter(self.producer, self.dlq_topic, message.value(), message.key(), record)
         self.stats.dead_lettered += 1
+        self.metrics.dead_lettered(topic_of(message))

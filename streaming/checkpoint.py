@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
+from streaming.metrics import LoopMetrics
 from streaming.producer import delivery_errors, is_transactional
 from streaming.retry import Retry
 from streaming.service import Rewind, Service
@@ -41,9 +42,11 @@ class Checkpoint:
         retry: Retry,
         stop: threading.Event,
         interval_s: float = 0.0,
+        metrics: LoopMetrics | None = None,
     ):
         self.consumer, self.producer, self.service = consumer, producer, service
         self.retry, self.stop, self.interval_s = retry, stop, interval_s
+        self.metrics = metrics or LoopMetrics(service.name)  # counts what each commit made final
         self.pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset; processed, not committed
         self.last = time.monotonic()
         self.transactional = is_transactional(producer)
@@ -72,6 +75,10 @@ class Checkpoint:
         saved, so a crash in between redelivers events that are scored from the earlier state.
         Raises :class:`Rewind` if some outputs were not delivered.
         """
+        with self.metrics.timing_checkpoint():
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bool:
         if not self._flush_producer():
             return False
         if not self.retry(self.service.flush):
@@ -82,6 +89,7 @@ class Checkpoint:
         elif offsets:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         self.pending.clear()
+        self.metrics.committed()
         self.last = time.monotonic()
         return True
 
@@ -116,6 +124,7 @@ class Checkpoint:
     def discard(self) -> None:
         """Forget the uncommitted offsets: their messages will be consumed again."""
         self.pending.clear()
+        self.metrics.discarded()
 
     def rewind(self) -> None:
         """Start over from the last commit with fresh state: seek every assigned

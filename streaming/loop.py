@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streaming.batch import BatchProcessor
 from streaming.checkpoint import Checkpoint
+from streaming.metrics import LoopMetrics
 from streaming.rebalance import RebalanceHandler
 from streaming.retry import Retry
 from streaming.service import Rewind, Service
@@ -37,21 +39,27 @@ def run(
     commit_interval_s: float = 0.0,
     on_batch: Callable[[LoopStats], None] | None = None,
     on_assign: Callable[[list[TopicPartition]], None] | None = None,
+    metrics: LoopMetrics | None = None,
 ) -> LoopStats:
     """Consume until ``stop`` is set, checkpointing every ``commit_interval_s`` (0: every batch).
 
     A rebalance and a shutdown checkpoint first, so the next owner starts where this
-    one stopped. Once stopped, the service is closed (``service.close``).
+    one stopped. Once stopped, the service is closed (``service.close``). ``metrics``:
+    where the loop's counts and health go (default: the service's own, not served).
     """
     stats = LoopStats()
-    retry = Retry(service, stop, stats)
-    checkpoint = Checkpoint(consumer, producer, service, retry, stop, commit_interval_s)
-    batches = BatchProcessor(service, producer, dlq_topic, retry, stats)
+    metrics = metrics or LoopMetrics(service.name)
+    metrics.start(service.topics)
+    retry = Retry(service, stop, stats, metrics)
+    checkpoint = Checkpoint(consumer, producer, service, retry, stop, commit_interval_s, metrics)
+    batches = BatchProcessor(service, producer, dlq_topic, retry, stats, metrics)
     RebalanceHandler(service, checkpoint, on_assign).subscribe(consumer)
     stopped_cleanly = False
     try:
         while not stop.is_set():
             messages = consumer.consume(batch_size, timeout=batch_wait_s)
+            metrics.observe(consumer)
+            started = time.perf_counter()
             if messages:
                 checkpoint.begin()  # exactly-once: this batch's outputs (dead letters too) go in the transaction
             batch, offsets = batches.decode(messages)
@@ -59,6 +67,7 @@ def run(
                 if not batches.process(batch):
                     break  # stopped during an outage: uncommitted, the batch is redelivered
                 checkpoint.stage(offsets)
+                metrics.processed(messages, time.perf_counter() - started)
                 if checkpoint.due() and not checkpoint():
                     break
             except Rewind as exc:
@@ -82,5 +91,6 @@ def run(
             else:
                 producer.flush(10)
         consumer.close()
+        metrics.stop()
     service.close()
     return stats

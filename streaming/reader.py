@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 
 def read_to_end(consumer: Consumer, topic: str, follow: bool = False) -> Iterator[Message]:
@@ -45,11 +45,8 @@ def assign_at_end(consumer: Consumer, topic: str, timeout_s: float = 30) -> None
     offset + 1, so ``auto.offset.reset=latest`` showed that batch as new.
     """
     deadline = time.monotonic() + timeout_s
-    metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-    if metadata.error is not None:
-        raise KafkaException(metadata.error)
     ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1])
-            for p in sorted(metadata.partitions)]  # fmt: skip
+            for p in topic_partitions(consumer, topic, timeout_s)]  # fmt: skip
     consumer.assign(ends)
     ended: set[int | None] = set()
     while len(ended) < len(ends):
@@ -68,3 +65,11 @@ def read_new(consumer: Consumer) -> Iterator[Message]:
         msg = consumer.poll(1.0)
         if msg is not None and msg.error() is None:
             yield msg
+
+
+def topic_partitions(client: Consumer | Producer, topic: str, timeout_s: float = 10.0) -> list[int]:
+    """The partitions of ``topic``, from the broker's metadata."""
+    metadata = client.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise KafkaException(metadata.error)
+    return sorted(metadata.partitions)

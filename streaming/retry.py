@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from streaming.metrics import LoopMetrics
 from streaming.service import Rewind, Service
 from streaming.stats import LoopStats
 
@@ -27,8 +28,9 @@ class Retry:
     The service says which failures are transient; any other one is raised.
     """
 
-    def __init__(self, service: Service, stop: threading.Event, stats: LoopStats):
+    def __init__(self, service: Service, stop: threading.Event, stats: LoopStats, metrics: LoopMetrics | None = None):
         self.service, self.stop, self.stats = service, stop, stats
+        self.metrics = metrics or LoopMetrics(service.name)  # readiness: whether the sinks answer
 
     def __call__(self, action: Callable[[], None]) -> bool:
         """True once ``action`` succeeded; False if asked to stop meanwhile (nothing was committed)."""
@@ -36,6 +38,7 @@ class Retry:
         while True:
             try:
                 action()
+                self.metrics.sink_passed()
                 return True
             except Rewind:
                 raise
@@ -45,6 +48,7 @@ class Retry:
                 if self.stop.is_set():
                     return False
                 self.stats.retries += 1
+                self.metrics.sink_failed(exc)
                 log.warning("%s: cannot go on yet (%s: %s); retrying in %.1fs",
                             self.service.name, type(exc).__name__, first_line(exc), delay)  # fmt: skip
                 self.stop.wait(delay)

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,27 @@ def create_private_file(path: Path, text: str) -> None:
             pass  # another process won: every process uses its file
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class HealthAnswer:
+    """What a service's /healthz or /readyz answered (status None: nothing answered)."""
+
+    service: str
+    url: str
+    status: int | None
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def model_versions(scorer: Any) -> dict[str, str]:
+    """A scorer's model versions, for the ``txguard_model_version`` info metric ("" when none)."""
+    shadow, learned = scorer.shadow, scorer.learned
+    return {"version": scorer.model.version, "shadow": shadow.version if shadow is not None else "",
+            "learned": learned.version if learned is not None else ""}  # fmt: skip
 
 
 class App:
@@ -325,6 +346,7 @@ class App:
             raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
+        from streaming.reader import topic_partitions
 
         if self.settings.transactions:
             transactional_id = self._transactional_id("scorer")
@@ -339,6 +361,7 @@ class App:
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
             namespace=self.settings.namespace,
             drift_topic=self.settings.topic(DRIFT),
+            partition_count=len(topic_partitions(producer, self.settings.topic(TRANSACTIONS))),
         )  # fmt: skip
         return scorer, producer
 
@@ -409,15 +432,66 @@ class App:
         )  # fmt: skip
 
     def consume(self, name: str, stop: threading.Event, on_assign: Callable[[], None] | None = None) -> LoopStats:
-        """Run one service on the consumer loop until ``stop`` is set."""
+        """Run one service on the consumer loop until ``stop`` is set (its metrics served, if set)."""
         from streaming.loop import run
+        from streaming.metrics import LoopMetrics
 
-        service, producer = self.service(name)
-        log.info("%s: consuming %s", service.name, ", ".join(service.topics))
         s = self.settings
-        return run(service, self.clients.consumer(service.name), producer, s.topic(DLQ), batch_size=s.batch_size,
-                   batch_wait_s=s.batch_wait_s, stop=stop, commit_interval_s=s.commit_interval_s,
-                   on_assign=(lambda _partitions: on_assign()) if on_assign else None)  # fmt: skip
+        metrics = LoopMetrics(name, stale_after_s=s.health_stale_s)
+        server = self._serve_metrics(name, metrics)  # before the service: a port in use fails at once
+        try:
+            service, producer = self.service(name)
+            if name == "scorer":
+                metrics.describe = partial(model_versions, service)
+            log.info("%s: consuming %s", service.name, ", ".join(service.topics))
+            return run(service, self.clients.consumer(service.name), producer, s.topic(DLQ), batch_size=s.batch_size,
+                       batch_wait_s=s.batch_wait_s, stop=stop, commit_interval_s=s.commit_interval_s,
+                       on_assign=(lambda _partitions: on_assign()) if on_assign else None,
+                       metrics=metrics)  # fmt: skip
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    def metrics_address(self, name: str) -> tuple[str, int] | None:
+        """Where service ``name`` serves its metrics and health: (host, port), or None when off."""
+        s = self.settings
+        return (s.metrics_host, s.metrics_port + SERVICE_NAMES.index(name)) if s.metrics_port else None
+
+    def _serve_metrics(self, name: str, metrics: Any) -> Any:
+        from streaming.metrics import serve
+
+        address = self.metrics_address(name) if name in SERVICE_NAMES else None
+        if address is None:
+            return None
+        try:
+            return serve(metrics, *address)
+        except OSError as exc:
+            raise AppError(f"{name}: cannot serve metrics on {address[0]}:{address[1]} ({exc.strerror or exc}); "
+                           "set TXGUARD_METRICS_PORT to a free base port, or 0 for none") from None  # fmt: skip
+
+    def health(self, service: str | None = None, ready: bool = False) -> list[HealthAnswer]:
+        """Ask the services of this host for /healthz (or /readyz): ``service``, or every one whose
+        port answers (a container runs one). Nothing answering is an empty list."""
+        import urllib.error
+        import urllib.request
+
+        answers = []
+        for name in [service] if service else SERVICE_NAMES:
+            address = self.metrics_address(name)
+            if address is None:
+                raise AppError("no metrics port: set TXGUARD_METRICS_PORT (or --metrics-port) as the services have it")
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+            url = f"http://{f'[{host}]' if ':' in host else host}:{address[1]}/{'readyz' if ready else 'healthz'}"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # http, on our own port
+                    answers.append(HealthAnswer(name, url, response.status, response.read().decode().strip()))
+            except urllib.error.HTTPError as exc:
+                answers.append(HealthAnswer(name, url, exc.code, exc.read().decode().strip()))
+            except OSError as exc:  # nothing listens there
+                if service:
+                    answers.append(HealthAnswer(name, url, None, f"no answer ({exc})"))
+        return answers
 
     # --- reading the topics --------------------------------------------------------------
 

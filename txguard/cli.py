@@ -17,7 +17,8 @@ log = logging.getLogger("txguard")
 
 # Settings a flag may override (each command has some of them).
 SETTING_FLAGS = ("kafka_bootstrap", "dynamodb_endpoint", "namespace", "partitions", "home",
-                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day")  # fmt: skip
+                 "retrain_every_days", "retrain_on_drift", "retrain_min_interval_days", "alerts_per_day",
+                 "metrics_port")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -106,9 +107,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = generate(out, customers=args.customers, start=args.start, end=args.end, seed=args.seed,
-                       progress=lambda n: print(f"\rgenerated {n:,} rows", end="", file=sys.stderr))  # fmt: skip
-    print(f"\n{summary.rows:,} rows ({summary.frauds:,} fraud, {summary.cards} cards) -> {out} "
+    with console.progress_bar("generate") as bar:
+        summary = generate(out, customers=args.customers, start=args.start, end=args.end, seed=args.seed,
+                           progress=lambda n: bar.update(n - bar.n))  # fmt: skip
+    print(f"{summary.rows:,} rows ({summary.frauds:,} fraud, {summary.cards} cards) -> {out} "
           f"in {summary.seconds:.1f}s")  # fmt: skip
     return 0
 
@@ -148,12 +150,6 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_progress(stats) -> None:  # noqa: ANN001 - producer.progress.ReplayStats
-    from producer.progress import progress_line
-
-    print(f"\rreplay {progress_line(stats)}   ", end="", file=sys.stderr, flush=True)
-
-
 def replay_request(args: argparse.Namespace) -> ReplayRequest:
     return ReplayRequest(
         location=args.path, speed=args.speed, rate=args.rate, start=args.start, end=args.end, limit=args.limit,
@@ -163,8 +159,8 @@ def replay_request(args: argparse.Namespace) -> ReplayRequest:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    stats = app_from(args).replay(replay_request(args), on_progress=print_progress)
-    print(file=sys.stderr)
+    with console.progress_bar("replay", unit="B") as bar:
+        stats = app_from(args).replay(replay_request(args), on_progress=console.replay_progress(bar))
     print(console.replay_text(stats))
     return 1 if stats.delivery_errors else 0
 
@@ -201,6 +197,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the service (or every service answering on this host) is healthy / ready; 1 otherwise."""
+    answers = app_from(args).health(args.service, ready=args.ready)
+    for answer in answers:
+        print(f"{answer.service}: {answer.status or '-'} {answer.text}")
+    if not answers:
+        print("no service answers on this host's metrics ports", file=sys.stderr)
+    return 0 if answers and all(a.ok for a in answers) else 1
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     alerts = app_from(args).alerts(follow=args.follow)  # with --follow, positioned at the end by now
     print(console.ALERT_HEADER, flush=True)
@@ -230,24 +236,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_tableau(args: argparse.Namespace) -> int:
-    def progress(p) -> None:  # noqa: ANN001 - txguard.tableau.ExportProgress
-        line = f"extract {p.view}: {p.rows:,} rows, {p.rows_per_s:,.0f} rows/s"
-        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    with console.progress_bar("extract") as bar:
 
-    export = app_from(args).tableau(Path(args.out) if args.out else None, since=args.since, on_progress=progress)
-    print(file=sys.stderr)
+        def progress(p) -> None:  # noqa: ANN001 - txguard.tableau.ExportProgress
+            if bar.desc != f"extract {p.view}":  # rows are counted per view
+                bar.reset()
+                bar.set_description(f"extract {p.view}", refresh=False)
+            bar.update(p.rows - bar.n)
+
+        export = app_from(args).tableau(Path(args.out) if args.out else None, since=args.since, on_progress=progress)
     print(console.tableau_text(export))
     return 0
 
 
 def cmd_rebuild_behavior(args: argparse.Namespace) -> int:
-    def progress(stats) -> None:  # noqa: ANN001 - consumers.rebuild.RebuildStats
-        line = f"rebuild-behavior: {stats.rows:,} rows, {stats.cards:,} cards, {stats.rows_per_s:,.0f} rows/s"
-        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    with console.progress_bar("rebuild-behavior") as bar:
 
-    stats = app_from(args).rebuild_behavior(on_progress=progress)
-    print(file=sys.stderr)
-    print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s")
+        def progress(stats) -> None:  # noqa: ANN001 - consumers.rebuild.RebuildStats
+            bar.update(stats.rows - bar.n)
+            bar.set_postfix_str(f"{stats.cards:,} cards", refresh=False)
+
+        stats = app_from(args).rebuild_behavior(on_progress=progress)
+    print(f"rebuild-behavior: {stats.cards:,} cards from {stats.rows:,} transactions in {stats.elapsed_s:.1f} s, "
+          f"{stats.deleted:,} items of cards not in PostgreSQL deleted")  # fmt: skip
     return 0
 
 
@@ -324,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--postgres-dsn-file", type=Path, metavar="FILE",
                     help="file holding an external PostgreSQL DSN (or set TXGUARD_POSTGRES_DSN)")  # fmt: skip
     ap.add_argument("--dynamodb-endpoint", help="external DynamoDB endpoint URL")
+    ap.add_argument("--metrics-port", type=int, metavar="PORT",
+                    help="serve each consumer service's /metrics, /healthz and /readyz on PORT + its index (persist "
+                    "+0, scorer +1, learner +2, retrainer +3; TXGUARD_METRICS_PORT; default 0: none)")  # fmt: skip
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -392,6 +406,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run all consumer services (the retrainer too when TXGUARD_RETRAIN_* ask for it)"
                    ).set_defaults(func=cmd_run)  # fmt: skip
+
+    p = sub.add_parser("health", help="ask the consumer services on this host for /healthz (exit 0: healthy); "
+                       "for a container's health check")  # fmt: skip
+    p.add_argument("service", nargs="?", choices=SERVICE_NAMES, help="default: every service that answers")
+    p.add_argument("--ready", action="store_true", help="ask /readyz: holds partitions, sinks reachable")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("alerts", help="print alerts")
     p.add_argument("--follow", action="store_true", help="wait for new alerts (Ctrl-C to stop)")
@@ -465,12 +485,13 @@ def add_dashboard_options(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    from txguard.logs import configure_logging
+
+    try:
+        log_format = settings_from(args).log_format
+    except AppError:
+        log_format = "text"  # the command reports the bad setting itself
+    configure_logging(args.verbose, log_format)
     from producer.source import SourceError
     from txguard.stack import StackError
 

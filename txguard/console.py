@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -10,6 +13,35 @@ if TYPE_CHECKING:
     from schemas.events import AlertEvent
     from txguard.app import DeadLetterSummary, TableauExport
     from txguard.stack import Endpoints
+
+
+@contextmanager
+def progress_bar(desc: str, total: float | None = None, unit: str = "rows", **options: Any) -> Iterator[Any]:
+    """A tqdm bar on stderr (rate and, with a total, share and ETA), closed however the block ends.
+
+    It shows after a second: an error found at once is the only line printed.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, total=total, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+               mininterval=0.5, delay=1.0, **options)  # fmt: skip
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def replay_progress(bar: Any) -> Callable[[ReplayStats], None]:
+    """Moves ``bar`` (over the file's bytes) with a replay's statistics."""
+    from producer.progress import progress_postfix
+
+    def show(stats: ReplayStats) -> None:
+        if stats.total_bytes and bar.total != stats.total_bytes:
+            bar.total = stats.total_bytes
+        bar.update(stats.bytes_read - bar.n)
+        bar.set_postfix_str(progress_postfix(stats), refresh=False)
+
+    return show
 
 
 SECRET_PARAMETERS = ("password", "sslpassword")  # libpq connection parameters never printed

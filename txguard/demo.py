@@ -101,12 +101,11 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             print("  the consumer services did not join their groups; see their log above", file=sys.stderr)
             return 1
         t0 = time.monotonic()
-        stats = app.replay(
-            ReplayRequest(location=str(path), start=split, labels=options.labels), stop=threading.Event()
-        )
-        print(file=sys.stderr)
+        with console.progress_bar("replay", unit="B") as bar:
+            request = ReplayRequest(location=str(path), start=split, labels=options.labels)
+            stats = app.replay(request, stop=threading.Event(), on_progress=console.replay_progress(bar))
         print(console.replay_text(stats))
-        if not wait_until_stored(app, procs, stats.accepted, t0, labels=options.labels):
+        if not wait_until_stored(app, procs, stats.accepted, labels=options.labels):
             return 1
         elapsed = time.monotonic() - t0
         serving = options.serve  # the services stay up while the dashboard serves: verdicts become labels
@@ -136,26 +135,28 @@ def serve_dashboard(app: App, options: DemoOptions) -> None:
     print("  dashboard stopped; stopping the consumer services (the stack stays up: `txguard stack down`)")
 
 
-def wait_until_stored(app: App, procs: list, sent: int, t0: float, labels: bool = True) -> bool:
+def wait_until_stored(app: App, procs: list, sent: int, labels: bool = True) -> bool:
     """Show progress until every event, score and label (if sent) is in PostgreSQL; False on a stall."""
     last_counts, last_change = None, time.monotonic()
-    while True:
-        done = app.counts()
-        elapsed = time.monotonic() - t0
-        print(f"\r  {elapsed:6.1f}s  persisted {done['transactions']:>9,}  scored {done['scores']:>9,}  "
-              f"labels {done['labels']:>9,}  alerts {done['alerts']:>6,}  "
-              f"{done['scores'] / max(elapsed, 1e-9):>8,.0f} events/s", end="", flush=True)  # fmt: skip
-        if all(done[k] >= sent for k in ("transactions", "scores", "labels")[: 3 if labels else 2]):
-            return True
-        if done != last_counts:
-            last_counts, last_change = done, time.monotonic()
-        elif time.monotonic() - last_change > STALL_S:
-            print(f"\n  no progress for {STALL_S}s: some events did not arrive; see `txguard dlq`", file=sys.stderr)
-            return False
-        if any(p.poll() is not None for p in procs):
-            print("\n  a consumer service exited early; see its log above", file=sys.stderr)
-            return False
-        time.sleep(1.0)
+    with console.progress_bar("  scored", total=sent, unit="events") as bar:
+        while True:
+            done = app.counts()
+            bar.update(done["scores"] - bar.n)
+            bar.set_postfix_str(f"persisted {done['transactions']:,}, labels {done['labels']:,}, "
+                                f"alerts {done['alerts']:,}")  # fmt: skip
+            if all(done[k] >= sent for k in ("transactions", "scores", "labels")[: 3 if labels else 2]):
+                return True
+            if done != last_counts:
+                last_counts, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > STALL_S:
+                bar.write(
+                    f"  no progress for {STALL_S}s: some events did not arrive; see `txguard dlq`", file=sys.stderr
+                )
+                return False
+            if any(p.poll() is not None for p in procs):
+                bar.write("  a consumer service exited early; see its log above", file=sys.stderr)
+                return False
+            time.sleep(1.0)
 
 
 def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | None = None) -> None:

@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     # How many of the latest alerts the page loads from PostgreSQL when it opens.
     dashboard_alerts: int = Field(default=100, ge=1, le=5000)
 
+    # Metrics and health (Prometheus /metrics, /healthz, /readyz) of each consumer service.
+    # The base port: a service listens on metrics_port + its index in SERVICE_NAMES (persist +0,
+    # scorer +1, learner +2, retrainer +3), so the services of one `txguard run` never collide and
+    # a service has the same port however it was started. 0: no endpoint.
+    metrics_port: int = Field(default=0, ge=0, le=65535 - len(SERVICE_NAMES))
+    # Loopback by default: anyone who reaches the port reads the metrics (no secret is in them).
+    metrics_host: str = "127.0.0.1"
+    # /healthz fails once the consumer loop has not come round for this long (a poll, a batch, a
+    # checkpoint, or a retry while a sink is down all count).
+    health_stale_s: float = Field(default=120.0, gt=0)
+    # Log lines as text, or as one JSON object per line (for a log shipper).
+    log_format: Literal["text", "json"] = "text"
+
     @field_validator("namespace")
     @classmethod
     def _namespace_is_safe(cls, name: str) -> str:

@@ -60,6 +60,8 @@ def settings_argv(settings: Settings) -> list[str]:
         argv += ["--kafka-bootstrap", settings.kafka_bootstrap]
     if settings.dynamodb_endpoint:
         argv += ["--dynamodb-endpoint", settings.dynamodb_endpoint]
+    if settings.metrics_port:
+        argv += ["--metrics-port", str(settings.metrics_port)]
     return argv
 
 

@@ -44,9 +44,16 @@ def test_rebuild_equals_streaming_field_for_field(clients: Clients, tmp_path: Pa
     stats = App(clients.settings).rebuild_behavior(on_progress=progress.append)
     rebuilt = scan_items(clients)
 
-    assert (stats.rows, stats.cards) == (ROWS, len(streamed))
+    assert (stats.rows, stats.cards, stats.deleted) == (ROWS, len(streamed), 0)
     assert progress and progress[-1].rows == ROWS
     assert rebuilt.keys() == streamed.keys()
     for token, item in streamed.items():
         assert without_version(rebuilt[token]) == without_version(item), token
         assert rebuilt[token]["version"] == {"N": "1"}
+
+    table = clients.settings.behavior_table  # then damaged: an item lost, and one of a card PostgreSQL does not have
+    ddb.delete_item(TableName=table, Key={"card_token": {"S": next(iter(streamed))}})
+    ddb.put_item(TableName=table, Item={**next(iter(streamed.values())), "card_token": {"S": "no-such-card"}})
+    stats = App(clients.settings).rebuild_behavior()
+    assert (stats.cards, stats.deleted) == (len(streamed), 1)
+    assert scan_items(clients) == rebuilt

@@ -56,3 +56,37 @@ def test_versions_pointers_checkpoints_and_learner_snapshots_live_under_an_s3_pr
     registry.publish_learned(classifier.snapshot(), "ns")
     assert other.learned_version("ns") == "online-1"
     assert np.array_equal(other.load_learned("ns").score_many(X), classifier.score_many(X))
+
+
+def test_scorers_on_two_machines_merge_their_online_state_through_conditional_puts(clients):
+    s3 = clients.s3()
+    bucket = f"models-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    location = f"s3://{bucket}/registry"
+    history = load_history(CsvSource(str(KAGGLE)), CardProtector(b"s3-registry-test-key-0123"))
+    model, _ = train(history)
+    ModelRegistry.at(location, s3_client=clients.s3).save(model)
+    X = feature_matrix(history, model.category_norms)
+    machines = [ModelRegistry.at(location, s3_client=clients.s3) for _ in range(2)]
+    checkpoints = [m.online_checkpoint("ns") for m in machines]
+    models = [m.load_current() for m in machines]
+    for checkpoint, loaded in zip(checkpoints, models, strict=True):
+        checkpoint.restore(loaded)
+    checkpoints[0].save(models[0])  # the object exists: the race below is on its ETag
+    models[0].online.learn_many(X)
+    models[1].online.learn_many(X[:100])
+
+    # The second machine's save races the first: its PUT no longer matches the ETag it read, so it is redone.
+    store = machines[1].store
+    first_try = True
+
+    def racing(saved):
+        nonlocal first_try
+        if first_try:
+            first_try = False
+            checkpoints[0].save(models[0])
+        return checkpoints[1]._merged(models[1], saved)
+
+    merged = store.update_object("online.ns.joblib", racing)
+    trained_n = max(model.online.scaler_.counts.values())
+    assert max(merged["online"].scaler_.counts.values()) == trained_n + len(X) + 100

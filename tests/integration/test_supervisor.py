@@ -69,9 +69,10 @@ def children(pid: int) -> dict[str, int]:
 class RunningSupervisor:
     """``txguard run`` in a process; every process it started is killed at the end, by pid."""
 
-    def __init__(self, settings, model_dir: Path, log: Path):
+    def __init__(self, settings, model_dir: Path, log: Path, env: dict[str, str] | None = None):
         env = {**os.environ, "TXGUARD_MODEL_PATH": str(model_dir), "TXGUARD_BATCH_WAIT_S": "0.2",
-               "TXGUARD_COMMIT_INTERVAL_S": "1", "TXGUARD_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_TIMEOUT_S)}  # fmt: skip
+               "TXGUARD_COMMIT_INTERVAL_S": "1", "TXGUARD_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_TIMEOUT_S),
+               **(env or {})}  # fmt: skip
         self.settings, self.log_path = settings, log
         self.log = open(log, "ab")  # noqa: SIM115 - closed in close()
         argv = [sys.executable, "-m", "txguard.cli", "--home", str(settings.home), "--namespace",

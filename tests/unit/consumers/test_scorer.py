@@ -33,7 +33,7 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     X = feature_matrix(history, model.category_norms)
     first.model.online.learn_many(X[:100] * 3.0)  # drift the online state away from training
     first.model.budget.observe(np.full(5000, 0.9), np.arange(5000) // 1000 + 20_000)  # and the budget's days
-    first.save_online()
+    checkpoint.save(first.model)
 
     fresh, _ = train(history)
     fresh.metadata["version"] = model.version
@@ -45,6 +45,34 @@ def test_online_detector_resumes_from_its_checkpoint(tmp_path, kaggle_csv):
     other.metadata["version"] = "another-model"
     third = ScorerService("t", "s", "a", store=None, model=other, producer=None, online_checkpoint=checkpoint)
     assert not np.allclose(third.model.online.score_many(X), first.model.online.score_many(X))
+
+
+def test_scorers_sharing_a_checkpoint_add_up_what_each_learned_from_its_partitions(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    trained, _ = train(history)
+    messages = transaction_messages(kaggle_csv)
+    scorers = []
+    for partition in (0, 1):
+        model = copy.deepcopy(trained)
+        checkpoint = OnlineCheckpoint(LocalStore(tmp_path), "online.joblib")  # one per process
+        scorer = ScorerService("t", "s", "a", store=MemoryStore(), model=model, producer=FakeProducer(),
+                               threshold=0.99, online_checkpoint=checkpoint)  # fmt: skip
+        scorer.on_assign([partition])
+        scorers.append(scorer)
+    for round_ in (0, 1):  # each scores its partition's events in two batches, saving after each
+        for partition, scorer in enumerate(scorers):
+            mine = [m for m in messages if m.partition() == partition][round_::2]
+            scorer.process([Decoded(m, scorer.decode(m)) for m in mine])
+            scorer.flush()
+
+    learned = len([m for m in messages if m.partition() in (0, 1)])
+    assert sum(s.scored for s in scorers) == learned > 300
+    restored = copy.deepcopy(trained)
+    assert OnlineCheckpoint(LocalStore(tmp_path), "online.joblib").restore(restored)
+    trained_n = max(trained.online.scaler_.counts.values())
+    assert max(restored.online.scaler_.counts.values()) == trained_n + learned  # threshold 0.99: nothing flagged
+    # After its save each scorer goes on from the sum; the last to save holds exactly the checkpoint.
+    assert restored.online.scaler_.counts == scorers[1].model.online.scaler_.counts
 
 
 class MemoryStore:
@@ -294,3 +322,21 @@ def test_detected_drift_is_logged_counted_and_published_as_a_drift_record(kaggle
     assert [p["key"] for p in sent] == [b"score", b"score"]
     assert records[0] == DriftEventRecord.of(detected_at=latest[0], quantity=SCORE, mean_before=0.2, mean_after=0.4,
                                              model_version=model.version, scorer="test-host:42")  # fmt: skip
+
+
+def test_a_detector_that_cannot_merge_is_saved_by_the_owner_of_partition_0_and_taken_by_the_others(
+    tmp_path, kaggle_csv
+):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    trained, _ = train(history, online_detector="hst")
+    X = feature_matrix(history, trained.category_norms)
+    writer, reader = copy.deepcopy(trained), copy.deepcopy(trained)
+    checkpoints = [OnlineCheckpoint(LocalStore(tmp_path), "online.joblib") for _ in range(2)]
+    checkpoints[0].restore(writer)
+    checkpoints[1].restore(reader)
+    writer.online.learn_many(X * 3.0)
+    reader.online.learn_many(X[:50])
+    checkpoints[0].save(writer, writer=True)
+    checkpoints[1].save(reader, writer=False)  # not the owner of partition 0: takes the writer's state
+    assert np.array_equal(reader.online.score_many(X), writer.online.score_many(X))
+    assert not np.array_equal(reader.online.score_many(X), trained.online.score_many(X))

@@ -32,3 +32,10 @@ def test_the_budget_waits_for_the_assigned_partitions_and_forgets_them_on_revoca
     scorer.model = swapped
     score_all(scorer, messages[:300], cut=100)
     assert set(swapped.budget.source_days_) == {0, 1, 2, 3} and swapped.budget.source_days_[3] < 0
+
+
+def test_a_scorer_reading_some_of_the_partitions_sets_its_budget_share(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    scorer = ScorerService("transactions", "scores", "alerts", MemoryStore(), model, FakeProducer(), partition_count=4)
+    scorer.on_assign([1, 3])
+    assert scorer.model.budget is not None and scorer.model.budget.share == 0.5

@@ -181,3 +181,28 @@ def test_state_survives_save_and_load(case: Case, tmp_path):
     case.learn(back, FRESH[50:])  # and it keeps learning from where it was
     case.learn(estimator, FRESH[50:])
     assert np.array_equal(case.score(back, FRESH), case.score(estimator, FRESH))
+
+
+def test_zscore_detectors_that_learn_apart_rebase_to_the_state_of_learning_together():
+    rng = np.random.default_rng(3)
+    shared = rng.normal(2.0, 1.5, (400, len(FEATURE_NAMES)))
+    part_a = rng.normal(5.0, 0.5, (300, len(FEATURE_NAMES)))  # two processes, unlike traffic
+    part_b = rng.exponential(3.0, (700, len(FEATURE_NAMES)))
+    together = OnlineStandardizedDetector()
+    for X in (shared, part_a, part_b):
+        together.learn_many(X)
+    base = OnlineStandardizedDetector()
+    base.learn_many(shared)
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    a.learn_many(part_a)
+    b.learn_many(part_b)
+
+    checkpoint = a.rebase(base, base)  # the first to save: base plus what a learned
+    checkpoint = b.rebase(base, checkpoint)  # the second adds what b learned
+    probe = rng.normal(3.0, 2.0, (200, len(FEATURE_NAMES)))
+    assert dict(checkpoint.scaler_.counts) == dict(together.scaler_.counts)
+    for name in checkpoint.features:
+        assert checkpoint.scaler_.means[name] == pytest.approx(together.scaler_.means[name], rel=1e-9)
+        assert checkpoint.scaler_.vars[name] == pytest.approx(together.scaler_.vars[name], rel=1e-9)
+    assert np.allclose(checkpoint.score_many(probe), together.score_many(probe))
+    assert a.rebase(a, base).scaler_.counts == base.scaler_.counts  # nothing learned: nothing added

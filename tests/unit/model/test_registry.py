@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +177,26 @@ def test_list_shows_held_out_metrics_and_calibration_and_marks_older_in_sample_o
     assert r.metadata("20261125T110000Z")["calibration"]["brier_base_rate"] == 0.002
     with pytest.raises(KeyError):
         r.metadata("no-such-version")
+
+
+def _add_to_counter(root: str, times: int) -> None:
+    store = reg.LocalStore(Path(root))
+    for _ in range(times):
+        store.update_object("counter.joblib", lambda n: (n or 0) + 1)
+
+
+def test_concurrent_updates_of_a_local_object_lose_nothing(tmp_path):
+    # Four processes read-modify-write one object: the lock makes each update see the one before.
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_add_to_counter, args=(str(tmp_path), 25)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            w.join(60)
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.kill()
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    assert reg.LocalStore(tmp_path).read_object("counter.joblib") == 100

@@ -243,3 +243,20 @@ def test_one_source_gives_the_threshold_it_gave_before_sources_and_old_budgets_s
     old.observe(scores[:500], days[:500] + 6)
     budget.observe(scores[:500], days[:500] + 6)
     assert old.threshold() == pytest.approx(budget.threshold(), rel=1e-9)
+
+
+def test_scorers_sharing_a_stream_spend_one_budget_between_them_not_one_each():
+    rng = np.random.default_rng(11)
+    scores, days = synthetic_days(rng, 100, 30)
+    halves = [np.arange(len(scores)) % 2 == i for i in (0, 1)]  # two scorers, the stream split between them
+    budgets = [AlertBudget(BUDGET) for _ in halves]
+    flagged = np.zeros(len(scores), dtype=bool)
+    for budget, half in zip(budgets, halves, strict=True):
+        budget.share = 0.5
+        flagged[half] = replay(budget, scores[half], days[half])
+    last_weeks = days >= 110
+    assert realised_alerts_per_day(flagged[last_weeks], days[last_weeks]) == pytest.approx(BUDGET, rel=0.15)
+    alone = AlertBudget(BUDGET)
+    replay(alone, scores, days)
+    assert budgets[0].threshold() == pytest.approx(alone.threshold(), abs=0.01)
+    assert pickle.loads(pickle.dumps(budgets[0])).share == 0.5

@@ -1,18 +1,16 @@
-"""The replay's progress line."""
+"""The replay's progress bar: its counts and event clock."""
 
 from datetime import datetime
 
-from producer.progress import ReplayStats, progress_line
+from producer.progress import ReplayStats, progress_postfix
 
 
-def test_progress_line_shows_share_counts_clock_and_eta():
-    stats = ReplayStats(accepted=12_345, rejected_rows=7, bytes_read=250, total_bytes=1000, started=100.0,
+def test_the_postfix_shows_counts_speed_and_event_clock():
+    stats = ReplayStats(accepted=12_345, rejected_rows=7, bytes_read=250, total_bytes=1000,
                         last_event=datetime(2019, 3, 4, 5, 6, 7))  # fmt: skip
-    line = progress_line(stats, now=110.0)
-    assert line.startswith(" 25.0%    12,345 sent      7 rejected ")
-    assert line.endswith(" rows/s  event clock 2019-03-04 05:06  ETA    30s")
+    text = progress_postfix(stats)
+    assert text.startswith("12,345 sent, 7 rejected, ") and text.endswith(" rows/s, event clock 2019-03-04 05:06")
 
 
-def test_progress_line_without_size_or_events():
-    line = progress_line(ReplayStats())
-    assert line.startswith("         0 sent      0 rejected") and line.endswith("event clock -")
+def test_the_postfix_before_any_event():
+    assert progress_postfix(ReplayStats()) == "0 sent, 0 rejected, 0 rows/s, event clock -"

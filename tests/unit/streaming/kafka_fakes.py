@@ -79,6 +79,8 @@ class FakeConsumer:
     assigned: list[TopicPartition] = field(default_factory=list)
     seeks: list[tuple[str, int, int]] = field(default_factory=list)
     callbacks: dict[str, Any] = field(default_factory=dict)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    high_watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
     stop: Any = None  # set when the scripted batches run out
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
@@ -87,7 +89,11 @@ class FakeConsumer:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         if self.batches:
-            return self.batches.pop(0)
+            batch = self.batches.pop(0)
+            for m in batch:
+                if m.error_ is None:
+                    self.positions[(m.topic_, m.partition_)] = m.offset_ + 1
+            return batch
         if self.stop is not None:
             self.stop.set()
         return []
@@ -99,6 +105,14 @@ class FakeConsumer:
 
     def assignment(self) -> list[TopicPartition]:
         return self.assigned
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Each partition's next offset to consume: the last offset consumed + 1 (-1001 before any)."""
+        return [TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), -1001))
+                for tp in partitions]  # fmt: skip
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float = -1, cached: bool = False) -> tuple[int, int]:
+        return 0, self.high_watermarks.get((tp.topic, tp.partition), -1001)
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self.committed_offsets.get((tp.topic, tp.partition), -1001))
