@@ -27,6 +27,6 @@ USER txguard
 WORKDIR /state
 # /metrics, /healthz and /readyz: persist on TXGUARD_METRICS_PORT, scorer +1, learner +2, retrainer +3.
 EXPOSE 9400 9401 9402 9403
-# Alive = the service running here answers 200 on /healthz (no curl in the image: Python's urllib).
-HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "txguard.healthcheck"]
+# Alive = the service running here answers 200 on /healthz (`txguard health`: no curl in the image).
+HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 CMD ["txguard", "health"]
 ENTRYPOINT ["txguard"]

@@ -29,6 +29,7 @@ def commands() -> list[str]:
 def argv_of(command: str) -> list[str]:
     command = re.sub(r"<previous version>", "v1", command)
     command = re.sub(r"<[^>]+>", "2019-07-01", command)  # the runbook's other <...> are times
+    command = re.sub(r"\[[^\]]*\]", "", command)  # [OPTIONAL] parts: the command without them
     words = [word.split("\\|")[0] for word in command.split()[1:]]  # FILE\|s3://...: one of the two
     return [PLACEHOLDERS.get(word, word) for word in words]
 
