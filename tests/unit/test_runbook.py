@@ -3,6 +3,7 @@ names is a setting, its Python snippets compile and import, and the README links
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -66,3 +67,21 @@ def test_its_python_snippets_compile_and_their_imports_resolve():
 
 def test_the_readme_links_the_runbook():
     assert "(deploy/README.md)" in (ROOT / "README.md").read_text()
+
+
+def test_the_settings_example_is_an_env_file_the_settings_accept(monkeypatch, tmp_path):
+    (block,) = [b for b in re.findall(r"```bash\n(.*?)```", RUNBOOK, flags=re.S) if "TXGUARD_KAFKA_BOOTSTRAP=" in b]
+    lines = [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+    variables = dict(line.split("=", 1) for line in lines)
+    assert all(re.fullmatch(r"TXGUARD_[A-Z0-9_]+", name) for name in variables)
+    assert not [value for value in variables.values() if " #" in value], "docker --env-file keeps an inline comment"
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    for name in list(os.environ):
+        if name.startswith("TXGUARD_"):
+            monkeypatch.delenv(name)
+    for name, value in variables.items():
+        if name not in AWAITED_SETTINGS:
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.production and settings.partitions == 12 and settings.metrics_port == 9400
+    assert settings.topic_replication_factor == -1  # an external Kafka: the broker's default replication
