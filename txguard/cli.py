@@ -472,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     from producer.source import SourceError
+    from txguard.connections import KafkaUnavailable
     from txguard.stack import StackError
 
     try:
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AppError, SourceError, StackError, FileNotFoundError) as exc:
         print(f"txguard: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaUnavailable as exc:  # 2 (do not restart) for refused credentials, 1 for no answer
+        print(f"txguard: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 
