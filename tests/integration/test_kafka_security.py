@@ -1,6 +1,6 @@
 """Secured connections against real servers.
 
-Kafka: Tansu with ``--authentication`` requires SASL/SCRAM from every client. Its memory
+Kafka: Tansu with ``--authentication`` requires SASL (SCRAM, OAUTHBEARER) from every client. Its memory
 storage can never hold a user (only an authenticated client may create one), so every login
 is refused: exactly the wrong-password case, which must end in one line, not a hang. A
 successful SCRAM login could not be run here (see tests/unit/txguard/test_connections.py for
@@ -66,6 +66,21 @@ def test_refused_credentials_end_in_one_line(scram_broker, mechanism):
     assert message.startswith(f"Kafka at {scram_broker} refused the connection (SASL_PLAINTEXT, SASL {mechanism} "
                               "as 'txguard'): ")  # fmt: skip
     assert "SASL authentication error" in message and "\n" not in message and PASSWORD not in message
+
+
+def test_msk_iam_tokens_reach_the_broker(scram_broker, monkeypatch):
+    """The MSK IAM path end to end but for AWS: librdkafka asks for a token (signed here from a
+    made-up key), sends it as SASL/OAUTHBEARER, and the broker's refusal is one line."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret-key")
+    conf = kafka_config(Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="AWS_MSK_IAM"), scram_broker)
+    signed = []
+    conf["oauth_cb"] = lambda config, sign=conf["oauth_cb"]: signed.append(sign(config)) or signed[-1]
+    conf["security.protocol"] = "SASL_PLAINTEXT"  # Tansu's listener here has no TLS
+    with pytest.raises(KafkaAuthFailed, match=f"^Kafka at {scram_broker} refused the connection "
+                                              r"\(SASL_PLAINTEXT, MSK IAM\): .*SASL authentication error"):  # fmt: skip
+        check_kafka(conf, timeout_s=60)
+    assert signed and signed[0][0]
 
 
 def test_a_client_without_credentials_gets_one_line_after_the_timeout(scram_broker):
