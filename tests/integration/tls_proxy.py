@@ -1,9 +1,10 @@
-"""TLS in front of a plaintext server, and the certificates for it.
+"""TLS in front of a plaintext server (Kafka, or PostgreSQL), and the certificates for it.
 
 The embedded Tansu 0.6.0 cannot serve TLS itself (its ``--cert`` and ``--key`` flags exclude
 each other), so the Kafka TLS tests put this terminator in front of a broker that advertises
 the terminator's port: clients then speak TLS, with client certificates, to every broker
-address they learn.
+address they learn. The embedded PostgreSQL runs without TLS: in front of it, the terminator
+answers PostgreSQL's request for TLS itself.
 """
 
 from __future__ import annotations
@@ -20,16 +21,37 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# PostgreSQL's SSLRequest: length 8, then the code 1234.5679 (protocol.c).
+SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+
 
 class TlsProxy:
-    def __init__(self, port: int, target_port: int, context: ssl.SSLContext):
+    """``postgres``: speak PostgreSQL's way in first (the client asks for TLS with an SSLRequest,
+    the server answers ``S``), then TLS, then the plain protocol to the server behind."""
+
+    def __init__(self, port: int, target_port: int, context: ssl.SSLContext, postgres: bool = False):
         self.target_port = target_port
+        self.context = context
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        start = asyncio.start_server(self._serve, "127.0.0.1", port, ssl=context)
+        start = asyncio.start_server(self._serve_postgres if postgres else self._serve, "127.0.0.1", port,
+                                     ssl=None if postgres else context)  # fmt: skip
         self._server = asyncio.run_coroutine_threadsafe(start, self.loop).result(10)
-        self.port = port
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve_postgres(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if await reader.readexactly(8) != SSL_REQUEST:
+                writer.close()  # a client that does not ask for TLS gets nothing
+                return
+            writer.write(b"S")
+            await writer.drain()
+            await writer.start_tls(self.context)
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
+            writer.close()
+            return
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -113,10 +135,11 @@ def make_certificates(directory: Path, key_password: str) -> dict[str, Path]:
     }
 
 
-def server_context(certificates: dict[str, Path]) -> ssl.SSLContext:
-    """The broker side: its certificate, and a client certificate from the CA required (mutual TLS)."""
+def server_context(certificates: dict[str, Path], client_certificate: bool = True) -> ssl.SSLContext:
+    """The server side: its certificate, and (mutual TLS) a client certificate from the CA required."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificates["server"], certificates["server_key"])
-    context.load_verify_locations(certificates["ca"])
-    context.verify_mode = ssl.CERT_REQUIRED
+    if client_certificate:
+        context.load_verify_locations(certificates["ca"])
+        context.verify_mode = ssl.CERT_REQUIRED
     return context

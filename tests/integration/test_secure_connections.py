@@ -1,4 +1,4 @@
-"""Secured connections against real servers.
+"""Secured connections to real servers: Kafka with SASL and mutual TLS, PostgreSQL with TLS.
 
 Kafka: Tansu with ``--authentication`` requires SASL (SCRAM, OAUTHBEARER) from every client. Its memory
 storage can never hold a user (only an authenticated client may create one), so every login
@@ -11,7 +11,8 @@ client certificate stands in front of a broker advertising the terminator's port
 then produces and consumes over mutual TLS.
 
 PostgreSQL: the embedded server has no TLS, so ``sslmode=require`` from settings must reach
-libpq and be refused by the server, while ``disable`` connects.
+libpq and be refused by the server, while ``disable`` connects; in front of it, a terminator
+that answers PostgreSQL's request for TLS checks ``verify-full`` with the settings' root certificate.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from psycopg2.extensions import make_dsn, parse_dsn
+from pydantic import SecretStr
 
 from schemas.topics import TRANSACTIONS
 from tests.integration.conftest import read_topic, wait_for
@@ -122,8 +125,9 @@ def test_an_untrusted_broker_certificate_ends_in_one_line(tls_broker):
 
 def test_no_client_certificate_is_refused(tls_broker):
     bootstrap, certificates = tls_broker
+    # TLS 1.3: the server's refusal comes after the client's handshake, so the client sees a closed connection.
     clients = over_tls(bootstrap, certificates, kafka_ssl_certificate_location="", kafka_ssl_key_location="",
-                       kafka_ssl_key_password="")  # fmt: skip
+                       kafka_ssl_key_password="", kafka_connect_timeout_s=3)  # fmt: skip
     with pytest.raises(KafkaUnavailable) as caught:
         clients.admin()
     assert "\n" not in str(caught.value) and KEY_PASSWORD not in str(caught.value)
@@ -194,3 +198,30 @@ def test_postgres_sslmode_from_settings_reaches_the_connection(settings):
     with pytest.raises(psycopg2.OperationalError, match="server does not support SSL"):
         Clients(settings.model_copy(update={"postgres_sslmode": "require"})).pg()
     Clients(settings.model_copy(update={"postgres_sslmode": "disable"})).pg().close()
+
+
+@pytest.fixture(scope="module")
+def postgres_over_tls(settings, tmp_path_factory) -> Iterator[tuple[str, dict[str, Path]]]:
+    """The services' DSN, pointed at a TLS terminator in front of the embedded PostgreSQL."""
+    certificates = make_certificates(tmp_path_factory.mktemp("pg-tls"), KEY_PASSWORD)
+    dsn = parse_dsn(Clients(settings).endpoints.postgres_dsn)
+    proxy = TlsProxy(0, int(dsn["port"]), server_context(certificates, client_certificate=False), postgres=True)
+    try:
+        yield make_dsn(**{**dsn, "port": str(proxy.port)}), certificates
+    finally:
+        proxy.close()
+
+
+def test_postgres_verify_full_with_the_root_certificate_from_settings(settings, postgres_over_tls):
+    dsn, certificates = postgres_over_tls
+
+    def clients(**tls: str) -> Clients:
+        return Clients(settings.model_copy(update={"postgres_dsn": SecretStr(dsn), **tls}))
+
+    conn = clients(postgres_sslmode="verify-full", postgres_sslrootcert=str(certificates["ca"])).pg()
+    try:
+        assert conn.info.ssl_in_use and conn.info.ssl_attribute("protocol").startswith("TLS")
+    finally:
+        conn.close()
+    with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+        clients(postgres_sslmode="verify-full", postgres_sslrootcert=str(certificates["other_ca"])).pg()
