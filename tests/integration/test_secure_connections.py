@@ -225,3 +225,17 @@ def test_postgres_verify_full_with_the_root_certificate_from_settings(settings, 
         conn.close()
     with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
         clients(postgres_sslmode="verify-full", postgres_sslrootcert=str(certificates["other_ca"])).pg()
+
+
+def test_an_rds_iam_token_is_the_password_over_tls(settings, postgres_over_tls, monkeypatch):
+    """RDS IAM end to end but for RDS: a token signed from the credential chain goes as the password,
+    over TLS (verify-full), and the embedded server, which knows no such token, refuses that password."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret-key")
+    dsn, certificates = postgres_over_tls
+    without_password = make_dsn(**{k: v for k, v in parse_dsn(dsn).items() if k not in ("password", "passfile")})
+    iam = settings.model_copy(update={"postgres_dsn": SecretStr(without_password), "postgres_iam_auth": True,
+                                      "postgres_sslmode": "verify-full",
+                                      "postgres_sslrootcert": str(certificates["ca"])})  # fmt: skip
+    with pytest.raises(psycopg2.OperationalError, match=f'password authentication failed for user "{stack.APP_ROLE}"'):
+        Clients(iam).pg()
