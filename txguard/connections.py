@@ -9,7 +9,6 @@ here logs a configuration.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +20,6 @@ from txguard.kafka_properties import extra_kafka_properties
 
 if TYPE_CHECKING:
     from txguard.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Our name for Amazon MSK's IAM access control: SASL/OAUTHBEARER with a token that the AWS
 # credential chain signs (aws-msk-iam-sasl-signer-python); the same name as MSK's Java library.

@@ -183,6 +183,15 @@ class Settings(BaseSettings):
             raise ValueError(f"kafka_sasl_mechanism {mechanism} needs kafka_sasl_username and kafka_sasl_password")
         if self.postgres_iam_auth and not self.postgres_dsn.get_secret_value():
             raise ValueError("postgres_iam_auth needs postgres_dsn (the RDS host, port, user and database)")
+        if self.postgres_iam_auth:
+            from psycopg2.extensions import parse_dsn
+
+            try:
+                dsn = parse_dsn(self.postgres_dsn.get_secret_value())
+            except Exception:  # noqa: BLE001 - psycopg2's ProgrammingError; its text may quote the DSN
+                raise ValueError("postgres_dsn does not parse") from None
+            if not (dsn.get("host") and dsn.get("user")):
+                raise ValueError("postgres_iam_auth needs the RDS host and user in postgres_dsn (the token is theirs)")
         if self.postgres_iam_auth and self.postgres_sslmode in ("disable", "allow"):
             raise ValueError(f"postgres_iam_auth needs TLS: postgres_sslmode {self.postgres_sslmode} is refused")
         extra_kafka_properties(self.kafka_config.get_secret_value())  # a bad one: one line at start

@@ -155,6 +155,8 @@ def test_a_bad_pass_through_is_one_line_without_its_content(value, why):
         ({"postgres_iam_auth": True}, "postgres_iam_auth needs postgres_dsn"),
         ({"postgres_iam_auth": True, "postgres_dsn": "postgresql://u@h/d", "postgres_sslmode": "disable"},
          "needs TLS"),
+        ({"postgres_iam_auth": True, "postgres_dsn": "postgresql:///txguard"}, "needs the RDS host and user"),
+        ({"postgres_iam_auth": True, "postgres_dsn": "postgresql://u:pw@h/d?oops"}, "postgres_dsn does not parse"),
     ],
 )  # fmt: skip
 def test_incomplete_security_settings_are_refused(settings, why):
