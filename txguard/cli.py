@@ -493,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         log_format = "text"  # the command reports the bad setting itself
     configure_logging(args.verbose, log_format)
     from producer.source import SourceError
+    from txguard.connections import KafkaUnavailable
     from txguard.stack import StackError
 
     try:
@@ -500,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AppError, SourceError, StackError, FileNotFoundError) as exc:
         print(f"txguard: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaUnavailable as exc:  # 2 (do not restart) for refused credentials, 1 for no answer
+        print(f"txguard: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

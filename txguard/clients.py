@@ -10,8 +10,6 @@ from datetime import date
 from importlib import resources
 
 import boto3
-import psycopg2
-from botocore.config import Config
 from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg2 import sql
@@ -20,6 +18,7 @@ from schemas.analyst import ANALYST_ROLE, ANALYST_VIEWS
 from schemas.behavior import table_definition
 from schemas.topics import ALL_TOPICS
 from streaming.producer import ReportingProducer
+from txguard.connections import PostgresConnector, aws_client_options, check_kafka, kafka_config
 from txguard.settings import DEMO_NAMESPACE, SERVICE_NAMES, Settings
 from txguard.stack import Endpoints, endpoints
 
@@ -45,11 +44,25 @@ class Clients:
     def __init__(self, settings: Settings, ep: Endpoints | None = None):
         self.settings = settings
         self.endpoints = ep or endpoints(settings)
+        self.pg_connect = PostgresConnector(settings, self.endpoints.postgres_dsn)
+        self._kafka_answered = False
 
-    # Kafka
+    # Kafka: every client gets kafka_config's connection settings (TLS, SASL, TXGUARD_KAFKA_CONFIG)
+    # over txguard's tuning, and the caller's overrides over both.
+    def kafka_config(self) -> dict:
+        """The connection properties every Kafka client of these settings shares."""
+        return kafka_config(self.settings, self.endpoints.kafka_bootstrap)
+
+    def check_kafka(self) -> None:
+        """Fail with one line (:class:`txguard.connections.KafkaUnavailable`) unless the brokers answer
+        with these credentials; once per Clients, before its first Kafka client."""
+        if not self._kafka_answered:
+            check_kafka(self.kafka_config(), self.settings.kafka_connect_timeout_s)
+            self._kafka_answered = True
+
     def producer(self, **overrides) -> ReportingProducer:
+        self.check_kafka()
         conf = {
-            "bootstrap.servers": self.endpoints.kafka_bootstrap,
             # Same key -> same partition as Kafka's Java clients (murmur2), so other
             # producers of the same topic agree on where a card lives.
             "partitioner": "murmur2_random",
@@ -63,15 +76,15 @@ class Clients:
             # consumer loop read it back from the producer (streaming.producer.message_limit).
             "message.max.bytes": self.settings.max_message_bytes,
         }
-        return ReportingProducer({**conf, **overrides})
+        return ReportingProducer({**conf, **self.kafka_config(), **overrides})
 
     def consumer(self, group: str, **overrides) -> Consumer:
+        self.check_kafka()
         # Fetch at least one message of the largest size any txguard producer writes; the
         # loop dead-letters a bigger one (from another producer) as a reference.
         partition_fetch = max(8 << 20, self.settings.max_message_bytes)
         fetch = max(64 << 20, self.settings.max_message_bytes)
         conf = {
-            "bootstrap.servers": self.endpoints.kafka_bootstrap,
             "group.id": self.settings.namespaced(group),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -85,29 +98,24 @@ class Clients:
             "max.partition.fetch.bytes": partition_fetch,
             "receive.message.max.bytes": max(100_000_000, fetch + (1 << 20)),  # librdkafka: >= fetch + 512
         }
-        return Consumer({**conf, **overrides})
+        return Consumer({**conf, **self.kafka_config(), **overrides})
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.endpoints.kafka_bootstrap})
+        self.check_kafka()
+        return AdminClient(self.kafka_config())
 
-    # PostgreSQL
+    # PostgreSQL: pg_connect (TLS and RDS IAM from settings) opens every connection.
     def pg(self):
-        conn = psycopg2.connect(self.endpoints.postgres_dsn, connect_timeout=5)
+        """A connection whose search_path is the namespace's schema."""
+        conn = self.pg_connect()
         with conn.cursor() as cur:
             cur.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.settings.pg_schema)))
         conn.commit()
         return conn
 
-    # AWS
+    # AWS: the default credential chain, the settings' region, adaptive retries.
     def _aws(self, service: str, endpoint: str):
-        kwargs = {"region_name": self.settings.aws_region,
-                  "config": Config(retries={"max_attempts": 10, "mode": "adaptive"})}  # fmt: skip
-        if endpoint:
-            kwargs["endpoint_url"] = endpoint
-            # A local endpoint takes any credentials; real AWS uses the default chain.
-            if endpoint.startswith("http://127.0.0.1") or endpoint.startswith("http://localhost"):
-                kwargs |= {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        return boto3.client(service, **kwargs)
+        return boto3.client(service, **aws_client_options(self.settings, endpoint))
 
     def dynamodb(self):
         return self._aws("dynamodb", self.endpoints.dynamodb_endpoint)
@@ -219,7 +227,7 @@ def migrate(clients: Clients, upto: int | None = None) -> list[str]:
         key=lambda p: p.name,
     )
     applied = []
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     try:
         with conn, conn.cursor() as cur:
             # One migrator at a time, even when several services start together.
@@ -254,7 +262,7 @@ def grant_analyst(clients: Clients) -> list[str]:
     needs no right on the tables behind them.
     """
     schema = clients.settings.pg_schema
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     granted = []
     try:
         with conn, conn.cursor() as cur:
@@ -315,7 +323,7 @@ def reset(clients: Clients, *, confirm_external: bool = False) -> dict[str, list
     and mark the new schema as scratch so the next reset may drop it."""
     teardown(clients, confirm_external=confirm_external)
     created = setup(clients)
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.Identifier(clients.settings.pg_schema),
@@ -355,7 +363,7 @@ def teardown(clients: Clients, *, confirm_external: bool = False) -> None:
             future.result()
         except KafkaException:
             pass  # never created, or the broker keeps no group state
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.pg_schema)))
@@ -372,7 +380,7 @@ def teardown(clients: Clients, *, confirm_external: bool = False) -> None:
 def _check_scratch_schema(clients: Clients) -> None:
     """Raise :class:`TeardownRefused` if the namespace's schema exists and is not a scratch one."""
     schema = clients.settings.pg_schema
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (schema,))

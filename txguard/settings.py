@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TopicSpec
+from txguard.kafka_properties import extra_kafka_properties
 
 # Every consumer service. `txguard run` and the demo start the first three; the retrainer
 # only when there is something for it to act on (TXGUARD_RETRAIN_*).
@@ -37,6 +38,32 @@ class Settings(BaseSettings):
     dynamodb_endpoint: str = ""
     s3_endpoint: str = ""
     aws_region: str = "us-east-1"
+
+    # Kafka connection security (Amazon MSK, any Kafka), for every producer, consumer and admin
+    # client txguard creates (txguard.connections.kafka_config).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # PLAIN and SCRAM-SHA-256/512 log in with the user name and password; AWS_MSK_IAM signs
+    # OAUTHBEARER tokens with the default AWS credential chain for aws_region.
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"] = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_location: str = ""  # PEM file of the CAs to trust; empty: the system's
+    kafka_ssl_certificate_location: str = ""  # client certificate (mutual TLS)
+    kafka_ssl_key_location: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    # Any other librdkafka property, over txguard's own: a JSON object, or the path of a .json or
+    # Java .properties file. Secret: it may hold a password.
+    kafka_config: SecretStr = SecretStr("")
+    # Seconds a process waits at start for the brokers to answer; then it stops with one line
+    # (a refused password stops it at once).
+    kafka_connect_timeout_s: float = Field(default=15.0, gt=0)
+
+    # PostgreSQL connection security, over the DSN's own: libpq's sslmode and CA file, and RDS IAM
+    # authentication (a token from boto3 generate_db_auth_token as the password, for the DSN's
+    # host, port and user; TLS is then required).
+    postgres_sslmode: Literal["", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = ""
+    postgres_sslrootcert: str = ""
+    postgres_iam_auth: bool = False
 
     # Where the embedded stack keeps its state (PostgreSQL data directory, pids, keys).
     home: Path = Path(".txguard")
@@ -153,6 +180,38 @@ class Settings(BaseSettings):
             most = (self.max_message_bytes - 4096) // 2
             raise ValueError(f"max_line_bytes ({self.max_line_bytes:,}) must be at most (max_message_bytes - 4096) / 2 "
                              f"({most:,}): a row's event can be twice its line")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _connection_security_is_complete(self) -> Self:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        mechanism = self.kafka_sasl_mechanism
+        if sasl and not mechanism:
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_mechanism "
+                             "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM)")  # fmt: skip
+        if mechanism and not sasl:
+            raise ValueError(f"kafka_sasl_mechanism {mechanism} needs kafka_security_protocol SASL_SSL "
+                             "(or SASL_PLAINTEXT on a trusted network)")  # fmt: skip
+        if mechanism == "AWS_MSK_IAM" and self.kafka_security_protocol != "SASL_SSL":
+            raise ValueError("kafka_sasl_mechanism AWS_MSK_IAM needs kafka_security_protocol SASL_SSL")
+        if mechanism not in ("", "AWS_MSK_IAM") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(f"kafka_sasl_mechanism {mechanism} needs kafka_sasl_username and kafka_sasl_password")
+        if self.postgres_iam_auth and not self.postgres_dsn.get_secret_value():
+            raise ValueError("postgres_iam_auth needs postgres_dsn (the RDS host, port, user and database)")
+        if self.postgres_iam_auth:
+            from psycopg2.extensions import parse_dsn
+
+            try:
+                dsn = parse_dsn(self.postgres_dsn.get_secret_value())
+            except Exception:  # noqa: BLE001 - psycopg2's ProgrammingError; its text may quote the DSN
+                raise ValueError("postgres_dsn does not parse") from None
+            if not (dsn.get("host") and dsn.get("user")):
+                raise ValueError("postgres_iam_auth needs the RDS host and user in postgres_dsn (the token is theirs)")
+        if self.postgres_iam_auth and self.postgres_sslmode in ("disable", "allow"):
+            raise ValueError(f"postgres_iam_auth needs TLS: postgres_sslmode {self.postgres_sslmode} is refused")
+        extra_kafka_properties(self.kafka_config.get_secret_value())  # a bad one: one line at start
         return self
 
     @property

@@ -1,8 +1,8 @@
 """The consumer services as child processes: start, supervise, stop.
 
 Each service runs in its own process so they use both cores and fail independently.
-Settings go down as flags, but the DSN (it may hold a password) through the
-environment, where ``ps`` does not show it.
+Settings go down as flags, but the DSN and the connection security settings (they may
+hold passwords) through the environment, where ``ps`` does not show them.
 
 :class:`Supervisor` (``txguard run``):
 
@@ -31,6 +31,8 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from txguard.settings import SERVICE_NAMES, Settings
 
@@ -65,15 +67,33 @@ def settings_argv(settings: Settings) -> list[str]:
     return argv
 
 
+# Settings a child gets through its environment: secrets, and the connection settings around them.
+CONNECTION_SETTINGS = (
+    "postgres_dsn", "postgres_sslmode", "postgres_sslrootcert", "postgres_iam_auth", "aws_region", "s3_endpoint",
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password",
+    "kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location", "kafka_ssl_key_password",
+    "kafka_config", "kafka_connect_timeout_s",
+)  # fmt: skip
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    """``TXGUARD_*`` variables that give a child exactly these settings' connections, whatever set
+    them (environment, ``.env``, a flag or code): the environment, unlike argv, is not shown by ``ps``."""
+    env = {}
+    for name in CONNECTION_SETTINGS:
+        value = getattr(settings, name)
+        value = value.get_secret_value() if isinstance(value, SecretStr) else value
+        env[f"TXGUARD_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
 def start_service(settings: Settings, name: str) -> subprocess.Popen:
     """``txguard consume NAME`` as a child that stops when this process dies.
 
     Call it from a thread that lives as long as the child: Linux signals the child when
     the thread that started it ends (``PR_SET_PDEATHSIG``).
     """
-    env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
-    if settings.postgres_dsn.get_secret_value():
-        env["TXGUARD_POSTGRES_DSN"] = settings.postgres_dsn.get_secret_value()
+    env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid()), **connection_env(settings)}
     ready_marker(settings, name).unlink(missing_ok=True)
     return subprocess.Popen([sys.executable, "-m", "txguard.cli", *settings_argv(settings), "consume", name], env=env)
 

@@ -158,8 +158,10 @@ def read_topic(clients: Clients, topic: str) -> list:
     """Every record of a topic, read with kafka-python: a second, independent client."""
     from kafka import KafkaConsumer
 
+    from txguard.connections import kafka_python_config
+
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=clients.endpoints.kafka_bootstrap, auto_offset_reset="earliest",
+        topic, **kafka_python_config(clients.settings, clients.endpoints.kafka_bootstrap), auto_offset_reset="earliest",
         enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None,
     )  # fmt: skip
     try:

@@ -45,7 +45,7 @@ EMBEDDED = not os.environ.get("TXGUARD_KAFKA_BOOTSTRAP")
 
 def read_committed(clients: Clients, topic: str, expect_at_least: int) -> list[bytes]:
     """Every committed record of ``topic``, as a read_committed reader sees them."""
-    consumer = Consumer({"bootstrap.servers": clients.endpoints.kafka_bootstrap, "group.id": f"r-{uuid.uuid4().hex}",
+    consumer = Consumer({**clients.kafka_config(), "group.id": f"r-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
     partitions = clients.settings.partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -70,7 +70,7 @@ def per_trans_num(values: list[bytes], event) -> Counter[str]:  # noqa: ANN001 -
 def committed_offsets(clients: Clients, group: str, topic: str) -> list[int]:
     """The group's committed offsets of ``topic``: one record per offset, so their sum counts the
     records consumed (the source topic is not transactional: no commit markers)."""
-    consumer = Consumer({"bootstrap.servers": clients.endpoints.kafka_bootstrap, "group.id": group})
+    consumer = Consumer({**clients.kafka_config(), "group.id": group})
     try:
         tps = [TopicPartition(topic, p) for p in range(clients.settings.partitions)]
         return [tp.offset for tp in consumer.committed(tps, timeout=10)]

@@ -29,7 +29,7 @@ def new_topic(clients: Clients, partitions: int = 1) -> str:
 
 
 def read_all(clients: Clients, topic: str, isolation: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": clients.endpoints.kafka_bootstrap, "group.id": f"r-{uuid.uuid4().hex}",
+    consumer = Consumer({**clients.kafka_config(), "group.id": f"r-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "isolation.level": isolation})  # fmt: skip
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -79,7 +79,7 @@ def test_offsets_sent_in_a_transaction_commit_with_it(clients: Clients) -> None:
         produce(plain, source, f"in-{i}".encode())
     plain.flush(30)
     group = clients.settings.namespaced(f"g-{uuid.uuid4().hex[:8]}")
-    consumer = Consumer({"bootstrap.servers": clients.endpoints.kafka_bootstrap, "group.id": group,
+    consumer = Consumer({**clients.kafka_config(), "group.id": group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "isolation.level": "read_committed"})  # fmt: skip
     consumer.subscribe([source])

@@ -381,7 +381,7 @@ def produce_shuffled(clients, corpus: Corpus) -> None:
 
     # Not clients.producer(): it asks librdkafka to report failed deliveries only, and
     # the positions come from the reports of the successful ones.
-    producer = Producer({"bootstrap.servers": clients.endpoints.kafka_bootstrap, "enable.idempotence": True,
+    producer = Producer({**clients.kafka_config(), "enable.idempotence": True,
                          "partitioner": "murmur2_random", "linger.ms": 20})  # fmt: skip
     for kind, index in order:
         if kind == "valid":

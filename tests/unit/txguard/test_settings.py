@@ -56,6 +56,7 @@ def test_producers_and_consumers_share_the_message_limit(monkeypatch):
     built: dict[str, dict] = {}
     monkeypatch.setattr(clients_module, "ReportingProducer", lambda conf: built.setdefault("producer", conf))
     monkeypatch.setattr(clients_module, "Consumer", lambda conf: built.setdefault("consumer", conf))
+    monkeypatch.setattr(clients_module, "check_kafka", lambda conf, timeout_s: None)  # no broker at ENDPOINTS
     for limit in (1_000_000, 20_000_000):
         built.clear()
         clients = Clients(Settings(max_message_bytes=limit), ENDPOINTS)
