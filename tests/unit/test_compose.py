@@ -46,20 +46,6 @@ SERVICES = SPEC["services"]
 TXGUARD_SERVICES = {name: service for name, service in SERVICES.items() if "build" in service}
 # Consumer groups that `docker compose up --scale NAME=N` may grow (the learner must stay one).
 SCALED = ("persist", "scorer")
-# Settings that compose, the Dockerfile or the runbook (tests/unit/test_runbook.py) use before the
-# change adding them has landed: each is removed from here as it lands (test_awaited_settings_are_still_awaited
-# says when).
-SECURITY = "issue 13 items 1-2 (Kafka and PostgreSQL security)"
-AWAITED_SETTINGS = {
-    "TXGUARD_KAFKA_SECURITY_PROTOCOL": SECURITY,
-    "TXGUARD_KAFKA_SASL_MECHANISM": SECURITY,
-    "TXGUARD_KAFKA_SASL_USERNAME": SECURITY,
-    "TXGUARD_KAFKA_SASL_PASSWORD": SECURITY,
-    "TXGUARD_KAFKA_CONFIG": SECURITY,
-    "TXGUARD_POSTGRES_SSLMODE": SECURITY,
-    "TXGUARD_POSTGRES_SSLROOTCERT": SECURITY,
-    "TXGUARD_POSTGRES_IAM_AUTH": SECURITY,
-}
 
 
 def test_the_file_is_valid_against_the_compose_specification():
@@ -133,13 +119,8 @@ def test_every_txguard_variable_is_a_setting():
     variables = txguard_variables()
     assert {"TXGUARD_KAFKA_BOOTSTRAP", "TXGUARD_POSTGRES_DSN", "TXGUARD_CARD_TOKEN_KEY"} <= set(variables)
     unknown = {key: where for key, where in variables.items()
-               if key.removeprefix(prefix).lower() not in fields and key not in AWAITED_SETTINGS}  # fmt: skip
+               if key.removeprefix(prefix).lower() not in fields}  # fmt: skip
     assert not unknown, f"not a Settings field (a typo is silently ignored): {unknown}"
-
-
-def test_awaited_settings_are_still_awaited():
-    landed = [key for key in AWAITED_SETTINGS if key.removeprefix("TXGUARD_").lower() in Settings.model_fields]
-    assert not landed, f"{landed} are Settings fields now: remove them from AWAITED_SETTINGS"
 
 
 def test_scorer_and_persist_scale_to_every_partition():
