@@ -9,6 +9,7 @@ here logs a configuration.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -92,6 +93,8 @@ def kafka_config(settings: Settings, bootstrap: str) -> dict[str, Any]:
     elif mechanism:
         conf |= {"sasl.mechanism": mechanism, "sasl.username": settings.kafka_sasl_username,
                  "sasl.password": settings.kafka_sasl_password.get_secret_value()}  # fmt: skip
+    if settings.log_format == "json":  # librdkafka's own lines through the JSON formatter, not raw to stderr
+        conf["logger"] = logging.getLogger("librdkafka")
     return conf | extra_kafka_properties(settings.kafka_config.get_secret_value())
 
 

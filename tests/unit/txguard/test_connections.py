@@ -54,6 +54,17 @@ def test_plaintext_is_the_default():
     assert kafka_config(Settings(), BOOTSTRAP) == {"bootstrap.servers": BOOTSTRAP, "security.protocol": "PLAINTEXT"}
 
 
+def test_with_json_logs_librdkafka_logs_through_python_logging(caplog):
+    conf = kafka_config(Settings(log_format="json"), "127.0.0.1:9")  # nothing listens: librdkafka logs it
+    assert conf["logger"].name == "librdkafka"
+    producer = Producer(conf | {"socket.connection.setup.timeout.ms": 1000})
+    with caplog.at_level("DEBUG", logger="librdkafka"):
+        deadline = time.monotonic() + 10
+        while not any(r.name == "librdkafka" for r in caplog.records) and time.monotonic() < deadline:
+            producer.poll(0.5)
+    assert any("127.0.0.1:9" in r.getMessage() for r in caplog.records if r.name == "librdkafka")
+
+
 def test_tls_with_a_client_certificate():
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_ca_location="/etc/ca.pem",
                         kafka_ssl_certificate_location="/etc/client.pem", kafka_ssl_key_location="/etc/client.key",
