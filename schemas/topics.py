@@ -27,3 +27,7 @@ DRIFT = TopicSpec("drift", "changes in the score or feature distributions, from 
 DLQ = TopicSpec("txguard.dlq", "rejected rows and unusable messages, with DeadLetter headers", None, None)
 
 ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DRIFT, DLQ)
+
+# A header the producer stamps on each transaction at send and the scorer copies onto the score
+# and the alert it produces: epoch nanoseconds as ASCII digits (benchmarks/latency.py reads it).
+SENT_AT_HEADER = "txguard-sent-at"
