@@ -28,6 +28,6 @@ DLQ = TopicSpec("txguard.dlq", "rejected rows and unusable messages, with DeadLe
 
 ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DRIFT, DLQ)
 
-# A header the producer stamps on each transaction at send and the scorer copies onto the score
-# and the alert it produces: epoch nanoseconds as ASCII digits (benchmarks/latency.py reads it).
+# When the producer sent a transaction: epoch nanoseconds as ASCII digits. The scorer copies
+# it onto the score and the alert of that transaction, so latency is measured end to end.
 SENT_AT_HEADER = "txguard-sent-at"
