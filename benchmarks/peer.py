@@ -18,7 +18,7 @@ from pathlib import Path
 
 from psycopg2.extensions import parse_dsn
 
-from benchmarks.run import HERE, _pg_count, _stop, _train_and_preload, _txguard, _write
+from benchmarks.run import HERE, _next_poll, _pg_count, _stop, _train_and_preload, _txguard, _write
 from schemas.topics import TRANSACTIONS
 from txguard.clients import Clients
 from txguard.settings import Settings
@@ -40,7 +40,8 @@ def _exists(clients: Clients, table: str) -> bool:
 def _drain_rate(
     clients: Clients, table: str, events: int, proc: subprocess.Popen, limit_s: float, log: Path | None = None
 ) -> dict:
-    t_first = n_first = None
+    t_first: float | None = None
+    n_first = 0
     deadline = time.monotonic() + limit_s
     while True:
         if proc.poll() is not None:
@@ -54,11 +55,12 @@ def _drain_rate(
             t_first, n_first = now, n
         if n >= events:
             break
-        time.sleep(0.1)
-    assert t_first is not None and n_first is not None
+        rate = (n - n_first) / (now - t_first) if t_first is not None and now > t_first else 0.0
+        time.sleep(_next_poll(events - n, rate) if rate else 0.1)
+    assert t_first is not None
     seconds = now - t_first
-    rate = round((n - n_first) / seconds) if seconds else None
-    return {"rows": n, "seconds": round(seconds, 2), "events_per_s": rate}
+    per_s = round((n - n_first) / seconds) if seconds else None
+    return {"rows": n, "seconds": round(seconds, 2), "events_per_s": per_s}
 
 
 def bench_peer(settings: Settings, path: Path, limit: int, limit_s: float = 1800) -> dict:
