@@ -137,12 +137,15 @@ def _bare_consume_copy(clients: Clients, expected: int) -> float:
 # What this run has trained: the model registry (under the stack's home) outlives a namespace's
 # reset, so the stages after the first reuse the model (training 400,000 rows takes minutes here).
 _TRAINED: set[tuple[Path, float]] = set()
+# The share of the data's event time trained on (--train-fraction); the rest is replayed.
+TRAIN_FRACTION = 0.3
 
 
-def _train(settings: Settings, path: Path, train_fraction: float = 0.3, train: bool = True) -> tuple[str, int]:
+def _train(settings: Settings, path: Path, train_fraction: float | None = None, train: bool = True) -> tuple[str, int]:
     """Fresh namespace; train on the first ``train_fraction`` of event time (unless not ``train``, or
     already done by this run). Returns the split time and the number of rows from it on."""
     _fresh(settings)
+    train_fraction = TRAIN_FRACTION if train_fraction is None else train_fraction
     from datetime import datetime as dt
 
     import pandas as pd
@@ -158,7 +161,7 @@ def _train(settings: Settings, path: Path, train_fraction: float = 0.3, train: b
 
 
 def _train_and_preload(
-    settings: Settings, path: Path, train_fraction: float = 0.3, limit: int | None = None, train: bool = True
+    settings: Settings, path: Path, train_fraction: float | None = None, limit: int | None = None, train: bool = True
 ) -> tuple[int, dict[str, float]]:
     """:func:`_train`, then replay the rest (or its first ``limit`` events) into the transactions topic,
     labels off. Returns the events sent and the CPU seconds of the producer and the broker meanwhile."""
@@ -214,7 +217,9 @@ def _sizes(clients: Clients, events: int) -> dict:
             "dynamodb_item_bytes": round(sum(sizes) / len(sizes)) if sizes else None}  # fmt: skip
 
 
-def bench_pipeline(settings: Settings, path: Path, train_fraction: float = 0.3, limit: int | None = None) -> dict:
+def bench_pipeline(
+    settings: Settings, path: Path, train_fraction: float | None = None, limit: int | None = None
+) -> dict:
     """Drain the preloaded topic with persist + scorer; compare with bare consume + COPY.
 
     Also the CPU each component spent, from its own accounting: producer and broker while
@@ -291,10 +296,13 @@ def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namesp
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TRAIN_FRACTION
     ap = argparse.ArgumentParser(prog="benchmarks.run", description="txguard's benchmarks, JSON in benchmarks/results/")
     ap.add_argument("--only", choices=STAGES, action="append", help="run only this stage (repeatable)")
     ap.add_argument("--customers", type=int, default=1000, help="generated dataset: customers")
     ap.add_argument("--months", type=int, default=18, help="generated dataset: months")
+    ap.add_argument("--train-fraction", type=float, default=TRAIN_FRACTION,
+                    help="share of the data's event time to train on (once a run), the rest is replayed")  # fmt: skip
     ap.add_argument("--events", type=int, help="pipeline: drain at most this many events (default: all after training)")
     ap.add_argument("--profile-events", type=int, default=200_000, help="profile: events drained under py-spy")
     ap.add_argument("--peer-events", type=int, default=300_000, help="peer: events persisted by each persist job")
@@ -303,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-rates", default="1000,5000,10000", help="latency: steady rates, events/s")
     ap.add_argument("--latency-seconds", type=float, default=30.0, help="latency: seconds at each rate")
     args = ap.parse_args(argv)
+    TRAIN_FRACTION = args.train_fraction
     stages = [s for s in STAGES if s in (args.only or STAGES)]
     # A stack of its own, started fresh: the broker keeps everything in memory.
     settings = Settings(home=HERE / ".stack", namespace="bench", partitions=4)
