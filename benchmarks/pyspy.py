@@ -90,7 +90,9 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
     profiles = {s: summarise(RESULTS / f"profile-{s}.collapsed") for s in SERVICES}
     lines = []
     for service, prof in profiles.items():
-        lines.append(f"== {service}: {prof['samples']} samples on CPU at 100 Hz, {events} events ==")
+        lines.append(
+            f"== {service}: {prof['samples']} samples at 100 Hz (every thread, idle ones left out), {events} events =="
+        )
         lines.append("self %   function")
         lines += [f"{e['pct']:6.1f}   {e['function']}" for e in prof["self_pct"]]
         lines.append("inclusive %   function")

@@ -93,6 +93,7 @@ def test_capacity_model_arithmetic():
     assert peak["postgresql_gb_per_day"] == round(65_000 * 86_400 * 900 / 1e9, 1)
     text = markdown(cap)
     assert "| 65,000 | 8 | 2 | 4 |" in text and "rate x us / 1e6 / 0.6" in text
+    assert peak["app_cores"] == round(65_000 * (10 + 15 + 30) / 1e6 / 0.6, 1)  # producer + persist + scorer
 
 
 def test_compare_prints_old_new_and_ratio(tmp_path, monkeypatch):
