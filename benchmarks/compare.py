@@ -31,7 +31,7 @@ HEADLINES = {
     "latency": ["rates.*.p50_ms", "rates.*.p99_ms", "rates.*.max_ms", "alerts.*.p99_ms"],
     "views": ["summary_execution_ms.*.after_ms", "rollup_refresh_seconds"],
 }
-LABELS = ("events_per_s", "scorer_processes")
+LABELS = ("scorer_processes", "events_per_s")  # scaling runs by process count, latency rows by rate
 # Where a larger number is worse (times, sizes, CPU): the ratio is still new / old.
 LOWER_IS_BETTER = ("_ms", "_mb", "seconds", "cpu_us", "us_per_event")
 

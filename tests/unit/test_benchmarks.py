@@ -112,6 +112,11 @@ def test_compare_prints_old_new_and_ratio(tmp_path, monkeypatch):
     assert next(line for line in lines if "txguard_vs_peer_ratio" in line).split()[2:5] == ["-", "1.5", "-"]
 
 
+def test_compare_names_list_items_by_what_stays_the_same():
+    scaling = {"runs": [{"scorer_processes": 1, "events_per_s": 2232}, {"scorer_processes": 2, "events_per_s": 2773}]}
+    assert compare.headlines("scaling", scaling) == {"runs[1].events_per_s": 2232, "runs[2].events_per_s": 2773}
+
+
 def test_compare_skips_a_result_not_run_this_time(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, "RESULTS", tmp_path)
     monkeypatch.setattr(compare, "PREVIOUS", tmp_path / "previous")
