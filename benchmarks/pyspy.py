@@ -74,6 +74,8 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
         while not all(ready_marker(settings, s).exists() for s in SERVICES):
             time.sleep(0.1)
         RESULTS.mkdir(exist_ok=True)
+        for s in SERVICES:
+            (RESULTS / f"profile-{s}.collapsed").unlink(missing_ok=True)  # never summarise an earlier run's
         spies = [subprocess.Popen([py_spy(), "record", "--pid", str(p.pid), "--rate", "100", "--nonblocking",
                                    "--format", "raw", "--output", str(RESULTS / f"profile-{s}.collapsed")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -87,6 +89,9 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
         for spy in spies:
             spy.wait(60)
         _stop(procs)
+    missing = [s for s in SERVICES if not (RESULTS / f"profile-{s}.collapsed").exists()]
+    if missing:  # e.g. no ptrace permission in a container (py-spy needs CAP_SYS_PTRACE there)
+        raise RuntimeError(f"py-spy wrote no profile of {', '.join(missing)}")
     profiles = {s: summarise(RESULTS / f"profile-{s}.collapsed") for s in SERVICES}
     lines = []
     for service, prof in profiles.items():

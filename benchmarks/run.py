@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -318,14 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     path = _dataset(args.customers, args.months)
     stack.down(settings)
     stack.up(settings, {name: stack.free_port() for name in stack.DEFAULT_PORTS})
+    failed = []
     try:
         for stage in stages:
             t0 = time.perf_counter()
-            _run_stage(stage, settings, path, args)
-            print(f"== {stage}: {time.perf_counter() - t0:.0f} s", flush=True)
+            try:
+                _run_stage(stage, settings, path, args)
+            except Exception:  # the other stages still run; the exit status says one failed
+                traceback.print_exc()
+                failed.append(stage)
+            print(f"== {stage}: {time.perf_counter() - t0:.0f} s{' FAILED' if stage in failed else ''}", flush=True)
     finally:
         stack.down(settings)
-    return 0
+    if failed:
+        print(f"failed stages: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
