@@ -152,6 +152,8 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
         collector.done.set()
         collector.join(10)
         _stop(procs)
+        # Its delivery callback keeps it alive past this function, reconnecting to a stopped broker.
+        getattr(producer, "close", lambda: None)()  # close(): confluent-kafka 2.8 on
     scores, alerts = [], []
     for rate, nums, sent_rate in zip(rates, by_rate, achieved, strict=True):
         s = [collector.latencies["scores"][t] for t in nums if t in collector.latencies["scores"]]
