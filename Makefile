@@ -70,10 +70,13 @@ $(PEER_VENV)/.installed: benchmarks/peer-requirements.txt
 # BENCH_ARGS: flags of benchmarks.run, e.g. BENCH_ARGS='--only latency --latency-seconds 10'.
 bench: $(BENCH_STAMP) $(PEER_VENV)/.installed ## all benchmarks (~20 min), JSON in benchmarks/results/, compared with the last
 	$(PY) -m benchmarks.compare save
-	$(PY) -m benchmarks.run $(BENCH_ARGS)
-	$(PY) -m benchmarks.views
-	$(PY) -m benchmarks.capacity
-	$(PY) -m benchmarks.compare show
+	@# every step runs and the comparison is printed even when one fails; then make fails
+	@status=0; \
+	$(PY) -m benchmarks.run $(BENCH_ARGS) || status=1; \
+	$(PY) -m benchmarks.views || status=1; \
+	$(PY) -m benchmarks.capacity || status=1; \
+	$(PY) -m benchmarks.compare show; \
+	exit $$status
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -185,14 +186,18 @@ def markdown(cap: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
+    if not (RESULTS / "cpu.json").exists():
+        print("capacity: no cpu.json yet: run python -m benchmarks.run --only pipeline first", file=sys.stderr)
+        return 1
     cap = model(_load("cpu"))
     scaling_path = RESULTS / "scaling.json"
     if scaling_path.exists():
         cap["scaling"] = _load("scaling")["runs"]
     _write("capacity", cap, show=False)
     print(markdown(cap))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
