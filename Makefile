@@ -54,9 +54,29 @@ test-integration: $(STAMP) $(NODE_STAMP) ## integration tests only
 test-slow: $(STAMP) ## the long fault-injection variants
 	$(PY) -m pytest -q -m slow
 
-bench: $(STAMP) ## benchmarks, results as JSON in benchmarks/results/
-	$(PY) -m benchmarks.run
-	$(PY) -m benchmarks.views
+# The benchmarks' own tools (psutil, py-spy), and the quix-streams peer in a venv of its own:
+# it pins confluent-kafka and pydantic below txguard's versions.
+BENCH_STAMP := $(VENV)/.bench-installed
+PEER_VENV   := benchmarks/.peer-venv
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+$(PEER_VENV)/.installed: benchmarks/peer-requirements.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet -r benchmarks/peer-requirements.txt
+	touch $(PEER_VENV)/.installed
+
+# BENCH_ARGS: flags of benchmarks.run, e.g. BENCH_ARGS='--only latency --latency-seconds 10'.
+bench: $(BENCH_STAMP) $(PEER_VENV)/.installed ## all benchmarks (~20 min), JSON in benchmarks/results/, compared with the last
+	$(PY) -m benchmarks.compare save
+	@# every step runs and the comparison is printed even when one fails; then make fails
+	@status=0; \
+	$(PY) -m benchmarks.run $(BENCH_ARGS) || status=1; \
+	$(PY) -m benchmarks.views || status=1; \
+	$(PY) -m benchmarks.capacity || status=1; \
+	$(PY) -m benchmarks.compare show; \
+	exit $$status
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy on every package
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

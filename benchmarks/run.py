@@ -16,9 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from benchmarks.cpu import CpuMeter, per_event_us, server_pids
+from benchmarks.cpu import table as cpu_table
 from schemas.topics import TRANSACTIONS
 from txguard import stack
 from txguard.clients import Clients, reset
@@ -30,15 +33,21 @@ DATA = HERE / ".data"
 
 
 def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }  # the machine is shared: how busy it was
 
 
-def _write(name: str, result: dict) -> Path:
+def _write(name: str, result: dict, show: bool = True) -> Path:
     RESULTS.mkdir(exist_ok=True)
     result = {"benchmark": name, "at": datetime.now(UTC).isoformat(), "machine": _machine(), **result}
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    if show:
+        print(json.dumps(result, indent=2))
     return path
 
 
@@ -126,44 +135,127 @@ def _bare_consume_copy(clients: Clients, expected: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench_pipeline(settings: Settings, path: Path, train_fraction: float = 0.3) -> dict:
-    """Drain the preloaded topic with persist + scorer; compare with bare consume + COPY."""
-    clients = _fresh(settings)
+# What this run has trained: the model registry (under the stack's home) outlives a namespace's
+# reset, so the stages after the first reuse the model (training 400,000 rows takes minutes here).
+_TRAINED: set[tuple[Path, float]] = set()
+# The share of the data's event time trained on (--train-fraction); the rest is replayed.
+TRAIN_FRACTION = 0.3
+
+
+def _train(settings: Settings, path: Path, train_fraction: float | None = None, train: bool = True) -> tuple[str, int]:
+    """Fresh namespace; train on the first ``train_fraction`` of event time (unless not ``train``, or
+    already done by this run). Returns the split time and the number of rows from it on."""
+    _fresh(settings)
+    train_fraction = TRAIN_FRACTION if train_fraction is None else train_fraction
     from datetime import datetime as dt
 
     import pandas as pd
 
     times = pd.read_csv(path, usecols=["trans_date_trans_time"])["trans_date_trans_time"]
     first, last = dt.fromisoformat(times.iloc[0]), dt.fromisoformat(times.iloc[-1])
-    split = first + (last - first) * train_fraction
-    subprocess.run(_txguard(settings, "train", str(path), "--until", split.isoformat(" ")), check=True)
-    subprocess.run(_txguard(settings, "replay", str(path), "--start", split.isoformat(" "), "--labels", "off"),
-                   check=True, stderr=subprocess.DEVNULL)  # fmt: skip
-    events = int((times >= split.isoformat(" ")).sum())
+    split = (first + (last - first) * train_fraction).isoformat(" ")
+    if train and (path, train_fraction) not in _TRAINED:
+        subprocess.run(_txguard(settings, "train", str(path), "--until", split), check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        _TRAINED.add((path, train_fraction))
+    return split, int((times >= split).sum())
+
+
+def _train_and_preload(
+    settings: Settings, path: Path, train_fraction: float | None = None, limit: int | None = None, train: bool = True
+) -> tuple[int, dict[str, float]]:
+    """:func:`_train`, then replay the rest (or its first ``limit`` events) into the transactions topic,
+    labels off. Returns the events sent and the CPU seconds of the producer and the broker meanwhile."""
+    split, events = _train(settings, path, train_fraction, train)
+    replay = ["replay", str(path), "--start", split, "--labels", "off"]
+    if limit is not None and limit < events:
+        events, replay = limit, [*replay, "--limit", str(limit)]
+    broker = CpuMeter({"broker": server_pids(settings)["broker"]}).start()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(_txguard(settings, *replay), check=True, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    producer_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return events, {"producer": producer_s, **broker.stop()}
+
+
+def _next_poll(remaining: int, rate: float) -> float:
+    """Seconds to wait before counting again: half the time the rest should take, 0.25-5 s. A
+    count(*) of a growing table costs PostgreSQL CPU, and the pipeline's accounting includes it."""
+    return min(5.0, max(0.25, remaining / rate / 2)) if rate > 0 else 0.25
+
+
+def _wait_for_counts(clients: Clients, tables: tuple[str, ...], events: int) -> None:
+    t0 = time.perf_counter()
+    while (done := min(_pg_count(clients, t) for t in tables)) < events:
+        time.sleep(_next_poll(events - done, done / (time.perf_counter() - t0)))
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _sizes(clients: Clients, events: int) -> dict:
+    """What an event leaves behind: PostgreSQL bytes (transactions + scores, indexes included) and the
+    mean size of a card's DynamoDB item (attribute names and values, as DynamoDB counts them, roughly)."""
+    conn = clients.pg()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_total_relation_size('transactions') + pg_total_relation_size('scores')")
+            pg_bytes = cur.fetchone()[0]
+    finally:
+        conn.close()
+    page = clients.dynamodb().scan(TableName=clients.settings.behavior_table, Limit=200)
+    items = page.get("Items", [])
+    sizes = [sum(len(k) + len(json.dumps(v)) for k, v in item.items()) for item in items]
+    return {"postgresql_bytes_per_event": round(pg_bytes / events),
+            "dynamodb_item_bytes": round(sum(sizes) / len(sizes)) if sizes else None}  # fmt: skip
+
+
+def bench_pipeline(
+    settings: Settings, path: Path, train_fraction: float | None = None, limit: int | None = None
+) -> dict:
+    """Drain the preloaded topic with persist + scorer; compare with bare consume + COPY.
+
+    Also the CPU each component spent, from its own accounting: producer and broker while
+    the events are sent, then broker, persist, PostgreSQL, scorer and the DynamoDB endpoint
+    while they are drained (written to cpu.json too)."""
+    events, send_cpu = _train_and_preload(settings, path, train_fraction, limit)
+    clients = Clients(settings)
 
     bare_s = _bare_consume_copy(clients, events)
 
     from txguard.supervisor import ready_marker
 
-    procs = [subprocess.Popen(_txguard(settings, "consume", s)) for s in ("persist", "scorer")]
+    services = ("persist", "scorer")
+    procs = [subprocess.Popen(_txguard(settings, "consume", s)) for s in services]
     try:
-        while not all(ready_marker(settings, s).exists() for s in ("persist", "scorer")):
+        while not all(ready_marker(settings, s).exists() for s in services):
             time.sleep(0.1)
+        meter = CpuMeter({**server_pids(settings), **{s: p.pid for s, p in zip(services, procs, strict=True)}}).start()
         t0 = time.perf_counter()
-        first_seen = None
-        while True:
-            t, s = _pg_count(clients, "transactions"), _pg_count(clients, "scores")
-            if first_seen is None and (t or s):
-                first_seen = time.perf_counter()
-            if t >= events and s >= events:
-                break
-            time.sleep(0.25)
+        _wait_for_counts(clients, ("transactions", "scores"), events)
         pipeline_s = time.perf_counter() - t0
+        drain_cpu = meter.stop()
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+        _stop(procs)
+    phases = {"send": send_cpu, "drain": drain_cpu}
+    print(cpu_table(phases, events))
+    _write("cpu", {"dataset": path.name, "events": events, **_sizes(clients, events),
+                   "cpu_seconds": {ph: {k: round(v, 2) for k, v in cpu.items()} for ph, cpu in phases.items()},
+                   "cpu_us_per_event": {ph: per_event_us(cpu, events) for ph, cpu in phases.items()},
+                   "cpu_us_per_event_total": round(sum(sum(c.values()) for c in phases.values()) / events * 1e6, 1),
+                   "pipeline_events_per_s": round(events / pipeline_s),
+                   "note": "send: the replay (CSV -> validation -> tokens -> JSON -> broker); drain: persist + scorer "
+                           "running together. postgresql = postmaster + every backend (exited ones too); dynamodb = "
+                           "the embedded endpoint (moto or dynalite). Measured with psutil from each process's own "
+                           "user + system CPU time."})  # fmt: skip
     return {
         "events": events,
         "pipeline_seconds": round(pipeline_s, 2),
@@ -176,27 +268,76 @@ def bench_pipeline(settings: Settings, path: Path, train_fraction: float = 0.3) 
     }
 
 
+STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency")
+
+
+def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namespace) -> None:
+    if stage == "producer":
+        _write("producer", {"dataset": path.name, **bench_producer(settings, path)})
+    elif stage == "pipeline":
+        _write("pipeline", {"dataset": path.name, **bench_pipeline(settings, path, limit=args.events)})
+    elif stage == "profile":
+        from benchmarks.pyspy import bench_profile
+
+        bench_profile(settings, path, args.profile_events)
+    elif stage == "peer":
+        from benchmarks.peer import bench_peer
+
+        bench_peer(settings, path, args.peer_events)
+    elif stage == "scaling":
+        from benchmarks.capacity import bench_scaling
+
+        counts = [int(n) for n in args.scaling_processes.split(",")]
+        bench_scaling(settings.model_copy(update={"partitions": 8}), path, args.scaling_events, counts)
+    elif stage == "latency":
+        from benchmarks.latency import bench_latency
+
+        rates = [int(r) for r in args.latency_rates.split(",")]
+        bench_latency(settings, path, rates, args.latency_seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="benchmarks.run")
-    ap.add_argument("--only", choices=("producer", "pipeline"))
-    ap.add_argument("--customers", type=int, default=1000)
-    ap.add_argument("--months", type=int, default=18)
+    global TRAIN_FRACTION
+    ap = argparse.ArgumentParser(prog="benchmarks.run", description="txguard's benchmarks, JSON in benchmarks/results/")
+    ap.add_argument("--only", choices=STAGES, action="append", help="run only this stage (repeatable)")
+    ap.add_argument("--customers", type=int, default=1000, help="generated dataset: customers")
+    ap.add_argument("--months", type=int, default=18, help="generated dataset: months")
+    ap.add_argument("--train-fraction", type=float, default=TRAIN_FRACTION,
+                    help="share of the data's event time to train on (once a run), the rest is replayed")  # fmt: skip
+    ap.add_argument("--events", type=int, help="pipeline: drain at most this many events (default: all after training)")
+    ap.add_argument("--profile-events", type=int, default=200_000, help="profile: events drained under py-spy")
+    ap.add_argument("--peer-events", type=int, default=300_000, help="peer: events persisted by each persist job")
+    ap.add_argument("--scaling-events", type=int, default=200_000, help="scaling: events scored per run")
+    ap.add_argument("--scaling-processes", default="1,2,4", help="scaling: scorer process counts")
+    ap.add_argument("--latency-rates", default="1000,5000,10000", help="latency: steady rates, events/s")
+    ap.add_argument("--latency-seconds", type=float, default=30.0, help="latency: seconds at each rate")
     args = ap.parse_args(argv)
+    TRAIN_FRACTION = args.train_fraction
+    stages = [s for s in STAGES if s in (args.only or STAGES)]
     # A stack of its own, started fresh: the broker keeps everything in memory.
     settings = Settings(home=HERE / ".stack", namespace="bench", partitions=4)
     path = _dataset(args.customers, args.months)
     stack.down(settings)
     stack.up(settings, {name: stack.free_port() for name in stack.DEFAULT_PORTS})
+    failed = []
     try:
-        if args.only in (None, "producer"):
-            _write("producer", {"dataset": path.name, **bench_producer(settings, path)})
-        if args.only in (None, "pipeline"):
-            _write("pipeline", {"dataset": path.name, **bench_pipeline(settings, path)})
+        for stage in stages:
+            t0 = time.perf_counter()
+            try:
+                _run_stage(stage, settings, path, args)
+            except Exception:  # the other stages still run; the exit status says one failed
+                traceback.print_exc()
+                failed.append(stage)
+            print(f"== {stage}: {time.perf_counter() - t0:.0f} s{' FAILED' if stage in failed else ''}", flush=True)
     finally:
         stack.down(settings)
-    return 0
+    if failed:
+        print(f"failed stages: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
     threading.current_thread().name = "bench"
-    sys.exit(main())
+    from benchmarks import run  # the module the stages import: one TRAIN_FRACTION, one _TRAINED
+
+    sys.exit(run.main())

@@ -1,0 +1,177 @@
+"""Latency from the producer's send to the score on ``scores`` and the alert on ``alerts``.
+
+persist and the scorer run with the default settings while this process sends the
+events after the training period at steady rates (default 1,000, 5,000 and 10,000
+events/s, 30 s each), through a producer configured as the replay's, stamping each
+transaction with ``schemas.topics.SENT_AT_HEADER`` (epoch ns) at send. A reader of
+``scores`` and ``alerts`` (committed records only, as any consumer of the scorer's
+transactions sees them) takes, per record, the time it got it minus the header the
+scorer copied from the transaction. A record without that header is matched to its
+transaction by ``trans_num`` instead (``matched_by`` says how many each way).
+Result: ``benchmarks/results/latency.json``::
+
+    {"rates": [{"events_per_s": ..., "p50_ms": ..., "p95_ms": ..., "p99_ms": ..., "max_ms": ...}], ...}
+
+``rates`` is the scores; ``alerts`` has the same shape for the alerts.
+
+    PYTHONPATH=. python -m benchmarks.run --only latency [--latency-rates 1000,5000] [--latency-seconds 30]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from benchmarks.run import _stop, _train, _txguard, _write
+from schemas.topics import ALERTS, SCORES, SENT_AT_HEADER, TRANSACTIONS
+from streaming.producer import produce
+from txguard.clients import Clients
+from txguard.settings import Settings
+
+DRAIN_TIMEOUT_S = 120.0
+
+
+def _encoded(settings: Settings, path: Path, split: str, count: int) -> list[tuple[bytes, bytes, int, str]]:
+    """The first ``count`` events from ``split`` on, as the replay encodes them: (key, value, event ms, trans_num)."""
+    import pyarrow.compute as pc
+
+    from producer.encode import encode_events
+    from producer.source import CsvSource
+    from txguard.app import App
+
+    protector = App(settings).protector()
+    out: list[tuple[bytes, bytes, int, str]] = []
+    for chunk in CsvSource(str(path)).chunks():
+        keep = pc.greater_equal(chunk.batch.column("trans_date_trans_time"), split)
+        batch = chunk.batch.filter(keep)
+        if not batch.num_rows:
+            continue
+        block = encode_events(batch, chunk.lines[-batch.num_rows :], protector)
+        nums = batch.column("trans_num").to_pylist()
+        out += zip(block.keys, block.events, block.event_ms, nums, strict=True)
+        if len(out) >= count:
+            return out[:count]
+    return out
+
+
+class Collector(threading.Thread):
+    """Reads scores and alerts; per record, the ms since its transaction was sent."""
+
+    def __init__(self, clients: Clients, partitions: int, sent_ns: dict[str, int]):
+        super().__init__(daemon=True, name="latency-collector")
+        settings = clients.settings
+        self.topics = {settings.topic(SCORES): "scores", settings.topic(ALERTS): "alerts"}
+        self.consumer = clients.consumer(f"bench-latency-{time.time_ns()}", **{"fetch.wait.max.ms": 5})
+        self.consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics for p in range(partitions)])
+        self.sent_ns = sent_ns
+        self.latencies: dict[str, dict[str, float]] = {"scores": {}, "alerts": {}}  # trans_num -> ms
+        self.matched_by = {"header": 0, "trans_num": 0}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        header = SENT_AT_HEADER
+        while not self.done.is_set():
+            msgs = self.consumer.consume(10_000, timeout=0.05)
+            now = time.time_ns()
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                trans_num: str = orjson.loads(m.value() or b"{}").get("trans_num", "")
+                headers: list[tuple[str, bytes]] = m.headers() or []  # type: ignore[assignment]
+                sent = next((int(v) for k, v in headers if k == header and v), None)
+                if sent is not None:
+                    self.matched_by["header"] += 1
+                else:
+                    sent = self.sent_ns.get(trans_num)
+                    if sent is None:
+                        continue
+                    self.matched_by["trans_num"] += 1
+                self.latencies[self.topics[m.topic() or ""]][trans_num] = (now - sent) / 1e6
+        self.consumer.close()
+
+
+def _percentiles(rate: int, ms: list[float]) -> dict:
+    if not ms:
+        return {"events_per_s": rate, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"events_per_s": rate, "p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1),
+            "p99_ms": round(float(p99), 1), "max_ms": round(float(max(ms)), 1)}  # fmt: skip
+
+
+def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each: float) -> dict:
+    from txguard.supervisor import ready_marker
+
+    split, available = _train(settings, path)
+    wanted = [int(r * seconds_each) for r in rates]
+    if sum(wanted) > available:
+        raise SystemExit(f"latency: {sum(wanted):,} events wanted, {available:,} after training: use a larger dataset")
+    events = _encoded(settings, path, split, sum(wanted))
+    clients = Clients(settings)
+    sent_ns: dict[str, int] = {}
+    collector = Collector(clients, settings.partitions, sent_ns)
+    collector.start()
+    services = ("persist", "scorer")
+    procs = [subprocess.Popen(_txguard(settings, "consume", s)) for s in services]
+    producer = clients.producer()
+    topic = settings.topic(TRANSACTIONS)
+    achieved, by_rate = [], []
+    try:
+        while not all(ready_marker(settings, s).exists() for s in services):
+            time.sleep(0.1)
+        start = 0
+        for rate, n in zip(rates, wanted, strict=True):
+            chunk = events[start : start + n]
+            start += n
+            t0 = time.perf_counter()
+            for i, (key, value, event_ms, trans_num) in enumerate(chunk):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0.001:
+                    time.sleep(delay)
+                now = time.time_ns()
+                sent_ns[trans_num] = now
+                produce(producer, topic, value, key, timestamp=event_ms, headers=[(SENT_AT_HEADER, str(now).encode())])
+                if i % 500 == 0:
+                    producer.poll(0)
+            producer.flush(30)
+            achieved.append(round(n / (time.perf_counter() - t0)))
+            nums = [c[3] for c in chunk]
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while time.monotonic() < deadline and sum(t in collector.latencies["scores"] for t in nums) < n:
+                time.sleep(0.5)
+            by_rate.append(nums)
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("persist or the scorer exited")
+    finally:
+        collector.done.set()
+        collector.join(10)
+        _stop(procs)
+        # Its delivery callback keeps it alive past this function, reconnecting to a stopped broker.
+        getattr(producer, "close", lambda: None)()  # close(): confluent-kafka 2.8 on
+    scores, alerts = [], []
+    for rate, nums, sent_rate in zip(rates, by_rate, achieved, strict=True):
+        s = [collector.latencies["scores"][t] for t in nums if t in collector.latencies["scores"]]
+        a = [collector.latencies["alerts"][t] for t in nums if t in collector.latencies["alerts"]]
+        scores.append({**_percentiles(rate, s)})
+        alerts.append({**_percentiles(rate, a), "alerts": len(a)})
+        print(f"{rate:>6} ev/s (sent at {sent_rate}): scores {len(s)}/{len(nums)} {scores[-1]}; alerts {alerts[-1]}")
+    result = {
+        "rates": scores,
+        "alerts": alerts,
+        "seconds_per_rate": seconds_each,
+        "achieved_send_rates": achieved,
+        "matched_by": collector.matched_by,
+        "settings": {
+            "batch_size": settings.batch_size,
+            "batch_wait_s": settings.batch_wait_s,
+            "partitions": settings.partitions,
+        },  # fmt: skip
+    }
+    _write("latency", result)
+    return result
