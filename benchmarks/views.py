@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg2
 from psycopg2 import sql
 
 from benchmarks.run import HERE, _write
@@ -192,7 +191,7 @@ def vacuum_analyze(clients: Clients) -> None:
 
 
 def fresh_schema(clients: Clients) -> None:
-    conn = psycopg2.connect(clients.endpoints.postgres_dsn, connect_timeout=5)
+    conn = clients.pg_connect()
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(clients.settings.pg_schema)))
     conn.close()
