@@ -99,6 +99,7 @@ class OnlineCheckpoint:
         # process learned since is the difference.
         self.base: Any = None
         self.base_version: str | None = None
+        self.base_write: str | None = None  # the checkpoint write the base came from, if any
 
     def save(self, model: Ensemble, writer: bool = True) -> None:
         """Merge ``model``'s online detector into the checkpoint and continue from the merge."""
@@ -107,13 +108,15 @@ class OnlineCheckpoint:
             return
         state = self.store.update_object(self.key, lambda saved: self._merged(model, saved))
         model.online = state["online"]
-        self._set_base(model)
+        self._set_base(model, state["write"])
 
     def _merged(self, model: Ensemble, saved: Any) -> dict[str, Any]:
         online = model.online
         ours = self.base is not None and self.base_version == model.version
+        # Nobody else wrote since this process's base: its own state is the sum, bit for bit.
+        alone = saved is not None and saved.get("write") == self.base_write
         if saved is not None and saved.get("model_version") == model.version and hasattr(online, "rebase"):
-            if ours:
+            if ours and not alone:
                 online = online.rebase(self.base, saved["online"])
             else:  # a model this process took up without the checkpoint (a promoted shadow): its state stands
                 log.info("online checkpoint %s: replaced by this process's %s state", self.key, model.version)
@@ -122,31 +125,33 @@ class OnlineCheckpoint:
             "online": online,
             "budget": model.budget,
             "saved_at": datetime.now(UTC).isoformat(),
+            "write": uuid.uuid4().hex,
         }
 
-    def _set_base(self, model: Ensemble) -> None:
-        self.base, self.base_version = copy.deepcopy(model.online), model.version
+    def _set_base(self, model: Ensemble, write: str | None) -> None:
+        self.base, self.base_version, self.base_write = copy.deepcopy(model.online), model.version, write
 
     def restore(self, model: Ensemble) -> bool:
         """Continue ``model``'s online detector from the checkpoint, if it belongs to this model."""
-        restored = self._restore(model)
-        self._set_base(model)  # restored or not, what it learns from now on is this process's
-        return restored
+        write = self._restore(model)
+        self._set_base(model, write)  # restored or not, what it learns from now on is this process's
+        return write is not None
 
-    def _restore(self, model: Ensemble) -> bool:
+    def _restore(self, model: Ensemble) -> str | None:
+        """The checkpoint write restored (``""`` for one saved before writes were named), or None."""
         if not self.store.exists(self.key):
-            return False
+            return None
         saved = self.store.read_object(self.key)
         if saved.get("model_version") != model.version:
             log.info("online checkpoint %s is for model %s, not %s: starting from training state",
                      self.key, saved.get("model_version"), model.version)  # fmt: skip
-            return False
+            return None
         model.online = saved["online"]
         if saved.get("budget") is not None:
             model.budget = saved["budget"]
             model.budget.forget_sources()  # the partitions it read belong to the process that saved it
         log.info("online detector restored from %s (saved %s)", self.key, saved.get("saved_at"))
-        return True
+        return str(saved.get("write", ""))
 
 
 class RegistryStore(Protocol):

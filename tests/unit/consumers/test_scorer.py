@@ -75,6 +75,19 @@ def test_scorers_sharing_a_checkpoint_add_up_what_each_learned_from_its_partitio
     assert restored.online.scaler_.counts == scorers[1].model.online.scaler_.counts
 
 
+def test_a_scorer_alone_saves_its_online_state_bit_for_bit(tmp_path, kaggle_csv):
+    history = load_history(CsvSource(str(kaggle_csv)), PROTECTOR)
+    model, _ = train(history)
+    X = feature_matrix(history, model.category_norms)
+    checkpoint = OnlineCheckpoint(LocalStore(tmp_path), "online.joblib")
+    checkpoint.restore(model)
+    for part in (X[:200], X[200:400] * 1.7, X[400:]):  # checkpoint after checkpoint, nobody else writing
+        model.online.learn_many(part)
+        expected = copy.deepcopy(model.online.scaler_)
+        checkpoint.save(model)
+        assert (model.online.scaler_.means, model.online.scaler_.vars) == (expected.means, expected.vars)
+
+
 class MemoryStore:
     """The scorer's DynamoDB boundary, in memory."""
 
