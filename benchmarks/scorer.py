@@ -53,6 +53,9 @@ class _Message:
     def error(self) -> None:
         return None
 
+    def headers(self) -> None:
+        return None
+
 
 class _CollectingProducer:
     def __init__(self) -> None:

@@ -27,3 +27,7 @@ DRIFT = TopicSpec("drift", "changes in the score or feature distributions, from 
 DLQ = TopicSpec("txguard.dlq", "rejected rows and unusable messages, with DeadLetter headers", None, None)
 
 ALL_TOPICS = (TRANSACTIONS, SCORES, ALERTS, LABELS, DRIFT, DLQ)
+
+# When the producer sent a transaction: epoch nanoseconds as ASCII digits. The scorer copies
+# it onto the score and the alert of that transaction, so latency is measured end to end.
+SENT_AT_HEADER = "txguard-sent-at"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streaming.batch import BatchProcessor
+from streaming.batch import BatchProcessor, take_batch
 from streaming.checkpoint import Checkpoint
 from streaming.rebalance import RebalanceHandler
 from streaming.retry import Retry
@@ -51,7 +51,7 @@ def run(
     stopped_cleanly = False
     try:
         while not stop.is_set():
-            messages = consumer.consume(batch_size, timeout=batch_wait_s)
+            messages = take_batch(consumer, batch_size, batch_wait_s)
             if messages:
                 checkpoint.begin()  # exactly-once: this batch's outputs (dead letters too) go in the transaction
             batch, offsets = batches.decode(messages)
