@@ -17,7 +17,7 @@ from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import epoch_seconds, event_time_of, featurize, txns_from_columns
+from model.features import epoch_seconds, event_time_of, featurize_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
 from model.threshold import AlertBudget
@@ -25,7 +25,7 @@ from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, Transaction
 from schemas.fast import FastDecoder
 from schemas.topics import ALERTS, DRIFT, SCORES, SENT_AT_HEADER, TopicSpec
 from streaming.message import header_of, position_of, value_of
-from streaming.producer import produce
+from streaming.producer import delivery_errors, is_transactional, produce
 from streaming.service import Decoded, Rewind
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class ScorerService:
         self.store, self.model, self.producer = store, model, producer
         self.threshold = threshold
         self.cache = BehaviorCache(cache_capacity)
+        self.evicted_unsaved = 0  # states written to DynamoDB ahead of a checkpoint to bound the cache
         self.scored = 0
         self.alerted = 0
         self.drift_events = 0
@@ -136,6 +137,7 @@ class ScorerService:
 
     def process(self, batch: list[Decoded]) -> None:
         self.refresh_models()  # between batches: a promoted model scores the very next one
+        self._write_back_overflow()
         events = [d.event for d in batch]
         card_tokens = [e.card_token for e in events]
         tokens = list(dict.fromkeys(card_tokens))
@@ -145,17 +147,18 @@ class ScorerService:
         event_times = [e.event_time for e in events]
         times = _epoch_seconds(event_times)
         event_times_s = times.tolist()
-        txns = txns_from_columns(
+        X = featurize_columns(
             card_tokens,
             event_times_s,
             [e.amt for e in events],
             [e.category for e in events],
             [e.birth_year for e in events],
             [e.city_pop for e in events],
-            positions=[position_of(d.message) for d in batch],
-            trans_nums=[e.trans_num for e in events],
+            [position_of(d.message) for d in batch],
+            [e.trans_num for e in events],
+            self.cache,
+            self.model.category_norms,
         )
-        X = featurize(txns, self.cache, self.model.category_norms)
         self.cache.touch(tokens)
         partitions = np.array([d.message.partition() for d in batch], dtype=np.int64)  # in event-time order each
         for budget in self._budgets():  # also the budget of a model swapped in since the assignment
@@ -268,6 +271,31 @@ class ScorerService:
                 produce(producer, topic, value, key.encode())
             else:
                 produce(producer, topic, value, key.encode(), headers=[(SENT_AT_HEADER, at)])
+
+    def _write_back_overflow(self) -> None:
+        """Keep the card cache bounded: write the oldest unsaved states beyond its capacity to
+        DynamoDB, then drop them (they load again from there when their card comes back).
+
+        Done before a batch, so a failure retries a batch with nothing of it done yet. The
+        outputs scored from those states are delivered first, as a checkpoint does (a crash
+        after the write redelivers events the watermark marks applied: their scores are
+        already stored). With a transactional producer those outputs are not committed until
+        the checkpoint, so the states wait for it too, and the cache holds them until then.
+        """
+        overflow = self.cache.overflow()
+        if not overflow or is_transactional(self.producer):
+            return
+        failed_before = delivery_errors(self.producer)
+        if self.producer.flush(30) > 0:
+            return  # the broker is slow: the checkpoint will write them
+        if delivery_errors(self.producer) > failed_before:
+            raise Rewind("some outputs were not delivered")
+        try:
+            self.store.save_many({t: self.cache[t] for t in overflow})
+        except StaleStateError as exc:
+            raise Rewind(str(exc)) from exc
+        self.cache.drop_saved(overflow)
+        self.evicted_unsaved += len(overflow)
 
     def flush(self) -> None:
         if not self.cache.dirty:

@@ -77,7 +77,15 @@ def _run(kaggle_csv: Path) -> list[dict]:
                for p in producer.produced]  # fmt: skip
     states = sorted(store.items.items())
     records += [{"topic": "<state>", "key": t, "value": decode_state(item)[1]} for t, item in states]
+    assert scorer.evicted_unsaved > 0  # the cache overflowed with unsaved states: they went through the store
     return records
+
+
+def _without_write_count(record: dict) -> dict:
+    """A card state's ``version`` counts its writes: states evicted ahead of a checkpoint are written more often."""
+    if record["topic"] != "<state>":
+        return record
+    return {**record, "value": {k: v for k, v in record["value"].items() if k != "version"}}
 
 
 def test_features_scores_alerts_and_card_states_equal_the_golden_file(kaggle_csv):
@@ -88,4 +96,5 @@ def test_features_scores_alerts_and_card_states_equal_the_golden_file(kaggle_csv
     assert sum(r["topic"] == "alerts" for r in golden) > 0 and sum(r["topic"] == "<state>" for r in golden) > 40
     assert len(records) == len(golden)
     for got, expected in zip(records, golden, strict=True):
-        assert got == expected  # floats compare exactly: orjson writes the shortest repr that round-trips
+        # Floats compare exactly: orjson writes the shortest repr that round-trips.
+        assert _without_write_count(got) == _without_write_count(expected)
