@@ -181,3 +181,12 @@ def test_state_survives_save_and_load(case: Case, tmp_path):
     case.learn(back, FRESH[50:])  # and it keeps learning from where it was
     case.learn(estimator, FRESH[50:])
     assert np.array_equal(case.score(back, FRESH), case.score(estimator, FRESH))
+
+
+def test_the_isolation_forest_scores_exactly_as_scikit_learn_does_without_its_per_tree_overhead():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, len(FEATURE_NAMES)))
+    detector = IsolationForestDetector(n_estimators=50).fit(X)
+    for rows in (X[:1], rng.standard_normal((700, len(FEATURE_NAMES))) * 3):
+        expected = -detector.forest_.score_samples(rows[:, detector._idx])
+        assert np.array_equal(detector.score_many(rows), expected)
