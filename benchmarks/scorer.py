@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
     it = iter(messages)
     t0, cpu0 = time.perf_counter(), time.process_time()
     while batch := list(islice(it, args.batch)):
-        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])  # type: ignore[arg-type]
+        decoded = scorer.decode_many(batch)  # type: ignore[arg-type]  # as the loop decodes a batch
+        scorer.process([Decoded(m, e) for m, e in zip(batch, decoded, strict=True)])  # type: ignore[arg-type]
         scorer.flush()
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     result = {
