@@ -28,15 +28,21 @@ def take_batch(consumer: Consumer, max_messages: int, wait_s: float) -> list[Mes
     """The next micro-batch: wait up to ``wait_s`` for a first message, then take what else the
     client has already fetched, without waiting for more.
 
-    A batch closes as soon as the consumer has drained what is available, so a quiet
+    A batch closes as soon as the consumer has drained what it had fetched, so a quiet
     stream is processed event by event while it arrives (latency), and a busy one in
     batches as large as the backlog, up to ``max_messages`` (throughput). ``consume(n,
     timeout)`` alone would hold the first message until ``n`` arrived or the time ran out.
     """
-    first = consumer.consume(1, timeout=wait_s)
-    if not first or max_messages <= 1:
-        return first
-    return first + consumer.consume(max_messages - 1, timeout=0)
+    batch = consumer.consume(1, timeout=wait_s)
+    # Drain until the client has nothing more fetched: with a backlog its fetcher refills the
+    # queue meanwhile, so the batch fills up to the maximum (a commit per few hundred
+    # messages would cost persist a PostgreSQL transaction each).
+    while batch and len(batch) < max_messages:
+        more = consumer.consume(max_messages - len(batch), timeout=0)
+        if not more:
+            break
+        batch += more
+    return batch
 
 
 class MessageTooLarge(Exception):

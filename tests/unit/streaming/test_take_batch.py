@@ -18,7 +18,7 @@ def test_a_batch_is_what_had_arrived_when_the_first_message_came_not_a_full_one(
     consumer = RecordingConsumer(batches=[messages(0, 1, 2), messages(3, 4)])
     assert [m.offset() for m in take_batch(consumer, 5000, 0.5)] == [0, 1, 2]
     # Waited for one message only, then took the rest without waiting.
-    assert consumer.calls == [("consume", 1, 0.5), ("consume", 4999, 0)]
+    assert consumer.calls == [("consume", 1, 0.5), ("consume", 4999, 0), ("consume", 4997, 0)]
     assert [m.offset() for m in take_batch(consumer, 5000, 0.5)] == [3, 4]
 
 
@@ -32,3 +32,20 @@ def test_nothing_arriving_is_an_empty_batch_after_one_wait():
     consumer = RecordingConsumer()
     assert take_batch(consumer, 5000, 0.25) == []
     assert consumer.calls == [("consume", 1, 0.25)]
+
+
+class BacklogConsumer:
+    """A client whose fetcher keeps adding 100 messages to its queue while the batch is drained."""
+
+    def __init__(self, backlog: int):
+        self.backlog = backlog
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        n = min(num_messages, 100, self.backlog)
+        self.backlog -= n
+        return messages(*range(n))
+
+
+def test_with_a_backlog_the_batch_fills_up_to_the_maximum_while_the_client_keeps_fetching():
+    consumer = BacklogConsumer(backlog=12_000)
+    assert [len(take_batch(consumer, 5000, 0.5)) for _ in range(4)] == [5000, 5000, 2000, 0]
