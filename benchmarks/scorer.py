@@ -7,17 +7,27 @@ timed is decode + features + ensemble + explanations + encoding of scores/alerts
 wall time and in CPU time (steadier on a shared machine)::
 
     PYTHONPATH=. python -m benchmarks.scorer --data FILE [--train-rows 100000] [--events 50000]
+
+With ``--distinct-cards N`` it streams N events of N different cards instead (the
+file's events as templates, each under a new card token), through a card cache of
+``--cache-capacity`` states and a store that drops what it is given, and reports the
+scorer's resident memory: the cache stays bounded, its overflow written ahead of
+the checkpoint (``evicted_unsaved``)::
+
+    PYTHONPATH=. python -m benchmarks.scorer --data FILE --train-rows 20000 --distinct-cards 1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from consumers.scorer import ScorerService
@@ -53,6 +63,9 @@ class _Message:
     def error(self) -> None:
         return None
 
+    def headers(self) -> None:
+        return None
+
 
 class _CollectingProducer:
     def __init__(self) -> None:
@@ -62,6 +75,9 @@ class _CollectingProducer:
         self.produced += 1
 
     def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = -1) -> int:
         return 0
 
 
@@ -74,6 +90,50 @@ class _MemoryStore:
 
     def save_many(self, states: dict[str, CardBehavior]) -> None:
         self.saved.update(states)
+
+
+class _DroppingStore:
+    """DynamoDB as far as the scorer's memory is concerned: nothing stored here, nothing to load."""
+
+    def __init__(self) -> None:
+        self.saved = 0
+
+    def load_many(self, tokens: list[str]) -> dict[str, CardBehavior]:
+        return {}
+
+    def save_many(self, states: dict[str, CardBehavior]) -> None:
+        self.saved += len(states)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _distinct_cards(scorer: ScorerService, templates: list[_Message], cards: int, batch: int) -> dict:
+    """Stream ``cards`` events, each of a card never seen before, in batches of ``batch``."""
+    rss_before = _rss_mb()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for start in range(0, cards, batch):
+        messages = []
+        for i in range(start, min(start + batch, cards)):
+            template = templates[i % len(templates)]
+            doc = orjson.loads(template.value())
+            doc["card_token"] = doc["trans_num"] = f"{i:032x}"
+            messages.append(_Message(i % 3, i // 3, orjson.dumps(doc)))
+        scorer.process([Decoded(m, e) for m, e in zip(messages, scorer.decode_many(messages), strict=True)])  # type: ignore[arg-type]
+    scorer.flush()
+    return {
+        "distinct_cards": cards,
+        "cache_capacity": scorer.cache.capacity,
+        "cache_size_at_end": len(scorer.cache),
+        "evicted_unsaved": scorer.evicted_unsaved,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "cpu_seconds": round(time.process_time() - cpu0, 2),
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_after": round(_rss_mb(), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def _messages(path: Path, skip: int, count: int) -> list[_Message]:
@@ -96,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train-rows", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--distinct-cards", type=int, default=0, help="stream this many cards, one event each")
+    parser.add_argument("--cache-capacity", type=int, default=200_000, help="the scorer's card cache (states)")
     args = parser.parse_args(argv)
 
     history = load_history(CsvSource(str(args.data)), PROTECTOR)
@@ -106,11 +168,19 @@ def main(argv: list[str] | None = None) -> dict:
     messages = _messages(args.data, args.train_rows, args.events)
 
     producer = _CollectingProducer()
+    if args.distinct_cards:
+        store = _DroppingStore()
+        scorer = ScorerService("transactions", "scores", "alerts", store, model, producer,  # type: ignore[arg-type]
+                               cache_capacity=args.cache_capacity)  # fmt: skip
+        result = {"train_rows": len(history), **_distinct_cards(scorer, messages, args.distinct_cards, args.batch)}
+        print(json.dumps(result))
+        return result
     scorer = ScorerService("transactions", "scores", "alerts", _MemoryStore(), model, producer)  # type: ignore[arg-type]
     it = iter(messages)
     t0, cpu0 = time.perf_counter(), time.process_time()
     while batch := list(islice(it, args.batch)):
-        scorer.process([Decoded(m, scorer.decode(m)) for m in batch])  # type: ignore[arg-type]
+        decoded = scorer.decode_many(batch)  # type: ignore[arg-type]  # as the loop decodes a batch
+        scorer.process([Decoded(m, e) for m, e in zip(batch, decoded, strict=True)])  # type: ignore[arg-type]
         scorer.flush()
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     result = {

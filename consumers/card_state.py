@@ -28,7 +28,10 @@ TRANSIENT_CODES = frozenset({
 class BehaviorCache(OrderedDict[str, CardBehavior]):
     """Card states of the partitions this process owns, least recently used first out.
 
-    States changed since the last checkpoint are ``dirty`` and never evicted.
+    States changed since the last checkpoint are ``dirty``: ``touch`` never evicts them
+    (they are not in DynamoDB yet); ``overflow`` names the oldest of them beyond the
+    capacity, which the scorer writes to DynamoDB and then drops (``drop_saved``), so
+    the cache stays bounded however many cards stream through between checkpoints.
     """
 
     def __init__(self, capacity: int):
@@ -50,6 +53,25 @@ class BehaviorCache(OrderedDict[str, CardBehavior]):
                         break
             for t in evict:
                 del self[t]
+
+    def overflow(self) -> list[str]:
+        """The least recently used dirty states beyond the capacity (oldest first)."""
+        excess = len(self) - self.capacity
+        if excess <= 0:
+            return []
+        out = []
+        for t in self:
+            if t in self.dirty:
+                out.append(t)
+                if len(out) == excess:
+                    break
+        return out
+
+    def drop_saved(self, tokens: list[str]) -> None:
+        """Forget states just written to the store."""
+        for t in tokens:
+            del self[t]
+            self.dirty.discard(t)
 
     def clear(self) -> None:
         super().clear()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from confluent_kafka import Message
 
 from consumers.postgres import JsonRows, PostgresSink
 from schemas.events import _Event
+from schemas.fast import FastDecoder
 from schemas.topics import DRIFT, LABELS, SCORES, TRANSACTIONS, TopicSpec
 from streaming.message import topic_of, value_of
 from streaming.service import Decoded
@@ -33,13 +36,27 @@ class PersistService:
         # topics: TopicSpec.name ("transactions" | "scores" | "labels" | "drift") -> topic name
         self._table_of = {topic: _TABLE_OF[spec] for spec, topic in topics.items()}
         self._model_of = {topic: _model(TABLES[table]) for topic, table in self._table_of.items()}
+        self._decoder_of = {topic: FastDecoder(model) for topic, model in self._model_of.items()}
         self.topics = list(topics.values())
         self.sink = sink
         self.rows_written = 0
 
     def decode(self, message: Message) -> None:
-        """Validate against the schema; the sink stores the JSON as it came."""
-        self._model_of[topic_of(message)].model_validate_json(value_of(message))
+        """Validate against the schema (msgspec, or the model where msgspec is unsure); the sink stores
+        the JSON as it came."""
+        self._decoder_of[topic_of(message)].decode_or_model(value_of(message))
+
+    def decode_many(self, messages: list[Message]) -> list[Any]:
+        """``decode`` of a whole batch, a topic at a time; an invalid message's error in its place."""
+        out: list[Any] = [None] * len(messages)
+        by_topic: dict[str, list[int]] = {}
+        for i, m in enumerate(messages):
+            by_topic.setdefault(topic_of(m), []).append(i)
+        for topic, positions in by_topic.items():
+            decoded = self._decoder_of[topic].many_or_model([value_of(messages[i]) for i in positions])
+            for i, event in zip(positions, decoded, strict=True):
+                out[i] = None if not isinstance(event, Exception) else event
+        return out
 
     def process(self, batch: list[Decoded]) -> None:
         rows = {

@@ -16,15 +16,16 @@ from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import epoch_seconds, event_time_of, featurize, txns_from_columns
+from model.features import epoch_seconds, event_time_of, featurize_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
 from model.threshold import AlertBudget
 from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
-from schemas.topics import ALERTS, DRIFT, SCORES, TopicSpec
-from streaming.message import position_of, value_of
+from schemas.fast import FastDecoder
+from schemas.topics import ALERTS, DRIFT, SCORES, SENT_AT_HEADER, TopicSpec
+from streaming.message import header_of, position_of, value_of
 from streaming.metrics import count_alerts
-from streaming.producer import produce
+from streaming.producer import delivery_errors, is_transactional, produce
 from streaming.service import Decoded, Rewind
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,21 @@ def _key_field(spec: TopicSpec) -> str:
 
 
 SCORE_KEY, ALERT_KEY = _key_field(SCORES), _key_field(ALERTS)  # same card -> same partition
+TRANSACTION_DECODER = FastDecoder(TransactionEvent)
 DRIFT_KEY = _key_field(DRIFT)
 
 
 def process_name() -> str:
     """host:pid, naming the scorer process that detected a drift (each watches its own partitions)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _epoch_seconds(event_times: list[datetime]) -> np.ndarray:
+    """Epoch seconds of event times, as :func:`model.features.epoch_seconds` counts them."""
+    micros = np.array(event_times, dtype="datetime64[us]").astype(np.int64)
+    if not (micros % 1_000_000).any():  # whole seconds, the producer's form: no rounding question
+        return micros // 1_000_000
+    return np.array([epoch_seconds(t) for t in event_times], dtype=np.int64)
 
 
 def _as_datetime(t: datetime | float) -> datetime:
@@ -89,6 +99,7 @@ class ScorerService:
         self.threshold = threshold
         self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
+        self.evicted_unsaved = 0  # states written to DynamoDB ahead of a checkpoint to bound the cache
         self.scored = 0
         self.alerted = 0
         self.drift_events = 0
@@ -120,30 +131,39 @@ class ScorerService:
         self.online_checkpoint.save(self.model, writer=not self.assigned_partitions or 0 in self.assigned_partitions)
         self._online_learned = False
 
-    def decode(self, message: Message) -> TransactionEvent:
-        return TransactionEvent.model_validate_json(value_of(message))
+    def decode(self, message: Message) -> Any:
+        """The ``TransactionEvent`` of the message, as a msgspec struct (the model's fields and values)."""
+        return TRANSACTION_DECODER.decode_or_model(value_of(message))
+
+    def decode_many(self, messages: list[Message]) -> list[Any]:
+        """``decode`` of a whole batch (patterns checked a column at a time); an invalid message's error instead."""
+        return TRANSACTION_DECODER.many_or_model([value_of(m) for m in messages])
 
     def process(self, batch: list[Decoded]) -> None:
         self.refresh_models()  # between batches: a promoted model scores the very next one
-        events: list[TransactionEvent] = [d.event for d in batch]
-        tokens = list(dict.fromkeys(e.card_token for e in events))
+        self._write_back_overflow()
+        events = [d.event for d in batch]
+        card_tokens = [e.card_token for e in events]
+        tokens = list(dict.fromkeys(card_tokens))
         missing = [t for t in tokens if t not in self.cache]
         if missing:
             self.cache.update(self.store.load_many(missing))
-        event_times_s = [epoch_seconds(e.event_time) for e in events]
-        txns = txns_from_columns(
-            [e.card_token for e in events],
+        event_times = [e.event_time for e in events]
+        times = _epoch_seconds(event_times)
+        event_times_s = times.tolist()
+        X = featurize_columns(
+            card_tokens,
             event_times_s,
             [e.amt for e in events],
             [e.category for e in events],
             [e.birth_year for e in events],
             [e.city_pop for e in events],
-            positions=[position_of(d.message) for d in batch],
-            trans_nums=[e.trans_num for e in events],
+            [position_of(d.message) for d in batch],
+            [e.trans_num for e in events],
+            self.cache,
+            self.model.category_norms,
         )
-        X = featurize(txns, self.cache, self.model.category_norms)
         self.cache.touch(tokens)
-        times = np.asarray(event_times_s, dtype=np.int64)
         partitions = np.array([d.message.partition() for d in batch], dtype=np.int64)  # in event-time order each
         for budget in self._budgets():  # also the budget of a model swapped in since the assignment
             budget.expect_sources(self.assigned_partitions)
@@ -154,17 +174,17 @@ class ScorerService:
         flagged = np.flatnonzero(result.flagged).tolist()
         reasons = [""] * len(events)
         if flagged:
-            contexts = [EventContext(events[i].amt, events[i].category, events[i].event_time) for i in flagged]
+            contexts = [EventContext(events[i].amt, events[i].category, event_times[i]) for i in flagged]
             for i, reason in zip(flagged, self.model.explain(X[flagged], contexts), strict=True):
                 reasons[i] = reason
-        self._emit(events, X, result, reasons, flagged, shadow)
+        self._emit(batch, X, result, reasons, flagged, shadow)
         self.alerted += len(flagged)
         count_alerts(len(flagged))  # txguard_alerts_total, once this batch commits
         self.scored += len(events)
 
     def _emit(
         self,
-        events: list[TransactionEvent],
+        batch: list[Decoded],
         X: np.ndarray,
         result: BatchScores,
         reasons: list[str],
@@ -174,34 +194,39 @@ class ScorerService:
         """One score per event on the scores topic, one alert per flagged event on the alerts topic.
 
         A score carries the feature row it was computed from, so a learner can later
-        join a label with exactly what serving saw.
+        join a label with exactly what serving saw; score and alert carry the send
+        time of their transaction (``SENT_AT_HEADER``), when it had one.
         """
+        events = [d.event for d in batch]
         version = self.model.version
         n = len(events)
+        nothing: list[Any] = [None] * n
+        card_tokens = [e.card_token for e in events]
         event_times = [e.event_time.isoformat() for e in events]
-        score = result.score.tolist()
-        scores: dict[str, list[Any]] = {
+        scores: dict[str, Any] = {
             "trans_num": [e.trans_num for e in events],
-            "card_token": [e.card_token for e in events],
+            "card_token": card_tokens,
             "event_time": event_times,
-            "iforest_score": result.iforest.tolist(),
-            "online_score": result.online.tolist(),
-            "supervised_score": [None] * n if result.supervised is None else result.supervised.tolist(),
-            "learned_score": [None] * n if result.learned is None else result.learned.tolist(),
+            "iforest_score": result.iforest,
+            "online_score": result.online,
+            "supervised_score": nothing if result.supervised is None else result.supervised,
+            "learned_score": nothing if result.learned is None else result.learned,
             "learned_version": [None if result.learned is None or self.learned is None else self.learned.version] * n,
-            "score": score,
+            "score": result.score,
             "threshold": [result.threshold] * n,
-            "flagged": result.flagged.tolist(),
+            "flagged": result.flagged,
             "reason": reasons,
             "model_version": [version] * n,
-            "features": X.tolist(),
-            "shadow_score": shadow.score.tolist() if shadow is not None else [None] * n,
+            "features": X,
+            "shadow_score": shadow.score if shadow is not None else nothing,
             "shadow_version": [self.shadow.version if shadow is not None and self.shadow else None] * n,
         }
-        self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores))
+        sent_at = [header_of(d.message, SENT_AT_HEADER) for d in batch]
+        self._produce(self.scores_topic, scores[SCORE_KEY], ScoreEvent.encode_columns(scores), sent_at)
         if not flagged:
             return
         alerted = [events[i] for i in flagged]
+        score = result.score.tolist()
         alerts: dict[str, list[Any]] = {
             "trans_num": [e.trans_num for e in alerted],
             "card_token": [e.card_token for e in alerted],
@@ -214,7 +239,8 @@ class ScorerService:
             "reason": [reasons[i] for i in flagged],
             "model_version": [version] * len(flagged),
         }
-        self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts))
+        alerts_sent_at = [sent_at[i] for i in flagged]
+        self._produce(self.alerts_topic, alerts[ALERT_KEY], AlertEvent.encode_columns(alerts), alerts_sent_at)
 
     def _report_drift(self, detected: list[DriftEvent]) -> None:
         """Log, count and publish the changes the drift monitor found in this batch (rarely any)."""
@@ -238,10 +264,44 @@ class ScorerService:
         # Produced with the batch's scores: the loop's checkpoint flushes them before committing.
         self._produce(self.drift_topic, [getattr(r, DRIFT_KEY) for r in records], [r.to_json() for r in records])
 
-    def _produce(self, topic: str, keys: Sequence[str], values: list[bytes]) -> None:
+    def _produce(
+        self, topic: str, keys: Sequence[str], values: list[bytes], sent_at: Sequence[bytes | None] | None = None
+    ) -> None:
         producer = self.producer
-        for key, value in zip(keys, values, strict=True):
-            produce(producer, topic, value, key.encode())
+        if sent_at is None:
+            for key, value in zip(keys, values, strict=True):
+                produce(producer, topic, value, key.encode())
+            return
+        for key, value, at in zip(keys, values, sent_at, strict=True):
+            if at is None:
+                produce(producer, topic, value, key.encode())
+            else:
+                produce(producer, topic, value, key.encode(), headers=[(SENT_AT_HEADER, at)])
+
+    def _write_back_overflow(self) -> None:
+        """Keep the card cache bounded: write the oldest unsaved states beyond its capacity to
+        DynamoDB, then drop them (they load again from there when their card comes back).
+
+        Done before a batch, so a failure retries a batch with nothing of it done yet. The
+        outputs scored from those states are delivered first, as a checkpoint does (a crash
+        after the write redelivers events the watermark marks applied: their scores are
+        already stored). With a transactional producer those outputs are not committed until
+        the checkpoint, so the states wait for it too, and the cache holds them until then.
+        """
+        overflow = self.cache.overflow()
+        if not overflow or is_transactional(self.producer):
+            return
+        failed_before = delivery_errors(self.producer)
+        if self.producer.flush(30) > 0:
+            return  # the broker is slow: the checkpoint will write them
+        if delivery_errors(self.producer) > failed_before:
+            raise Rewind("some outputs were not delivered")
+        try:
+            self.store.save_many({t: self.cache[t] for t in overflow})
+        except StaleStateError as exc:
+            raise Rewind(str(exc)) from exc
+        self.cache.drop_saved(overflow)
+        self.evicted_unsaved += len(overflow)
 
     def flush(self) -> None:
         if self.cache.dirty:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from river import anomaly, compose, preprocessing
 from sklearn.ensemble import IsolationForest
+from sklearn.ensemble._iforest import _average_path_length
 
 from model.features import FEATURE_NAMES
 
@@ -79,7 +80,34 @@ class IsolationForestDetector:
         return self
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
-        return -self.forest_.score_samples(X[:, self._idx])
+        forest = self.forest_
+        if forest._max_features != len(self._idx) or forest.verbose:  # subsampled features: sklearn's way
+            return -forest.score_samples(X[:, self._idx])
+        return self._score_many_exactly(np.asarray(X[:, self._idx], dtype=np.float32))
+
+    def _score_many_exactly(self, X: np.ndarray) -> np.ndarray:
+        """``-forest_.score_samples(X)``, to the bit, without its per-tree overhead (validation and a
+        joblib dispatch for each of the trees: milliseconds per micro-batch).
+
+        The same arithmetic in the same order as scikit-learn's ``_compute_score_samples``:
+        ``depths += path_length[leaf] + average_path_length[leaf] - 1`` tree after tree, then
+        ``2 ** -(depths / (n_trees * c(max_samples)))``; the per-leaf sums are taken once per tree.
+        """
+        forest = self.forest_
+        leaf_depths = getattr(self, "_leaf_depths", None)
+        if leaf_depths is None:
+            leaf_depths = [
+                path + average - 1.0
+                for path, average in zip(forest._decision_path_lengths, forest._average_path_length_per_tree,
+                                         strict=True)
+            ]  # fmt: skip
+            self._leaf_depths = leaf_depths
+        depths = np.zeros(len(X), dtype=np.float64, order="F")
+        X = np.ascontiguousarray(X)
+        for tree, leaf_depth in zip(forest.estimators_, leaf_depths, strict=True):
+            depths += leaf_depth[tree.tree_.apply(X)]
+        denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+        return 2 ** (-np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
 
     def score_one(self, x: dict[str, float]) -> float:
         return float(self.score_many(_row(x))[0])

@@ -175,7 +175,13 @@ class CategoryNorms:
 
 def feature_row(state: CardBehavior, txn: Txn, norms: CategoryNorms) -> list[float]:
     """``FEATURE_NAMES`` of ``txn`` against its card's state before it."""
-    amt, category, t = txn.amt, txn.category, txn.t
+    return _feature_row(state, txn.t, txn.amt, txn.category, txn.birth_year, txn.city_pop, norms)
+
+
+def _feature_row(
+    state: CardBehavior, t: int, amt: float, category: str, birth_year: int, city_pop: int, norms: CategoryNorms
+) -> list[float]:
+    """:func:`feature_row` of one transaction given as its fields (no :class:`Txn` made on the hot path)."""
     hour = (t // 3600) % 24
     n = state.count
     if n:
@@ -232,8 +238,8 @@ def feature_row(state: CardBehavior, txn: Txn, norms: CategoryNorms) -> list[flo
         category_new,
         math.log1p(n),
         math.log1p(age_s / 86_400),
-        float(t // 31_557_600 + 1970 - txn.birth_year),
-        math.log1p(max(txn.city_pop, 0)),
+        float(t // 31_557_600 + 1970 - birth_year),
+        math.log1p(max(city_pop, 0)),
     ]
 
 
@@ -263,4 +269,31 @@ def featurize(
             state = states[txn.card_token] = CardBehavior()
         rows.append(feature_row(state, txn, norms))
         apply_txn(state, txn)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+
+
+def featurize_columns(
+    card_token: Sequence[str],
+    event_time_s: Sequence[int],
+    amt: Sequence[float],
+    category: Sequence[str],
+    birth_year: Sequence[int],
+    city_pop: Sequence[int],
+    positions: Sequence[tuple[int, int]],
+    trans_nums: Sequence[str],
+    states: dict[str, CardBehavior],
+    norms: CategoryNorms,
+) -> np.ndarray:
+    """:func:`featurize` of the transactions :func:`txns_from_columns` would make of these columns,
+    without making them: the same rows and the same state updates, for serving's micro-batches."""
+    rows = []
+    for token, t, a, c, b, p, position, trans_num in zip(
+        card_token, event_time_s, amt, category, birth_year, city_pop, positions, trans_nums, strict=True
+    ):
+        state = states.get(token)
+        if state is None:
+            state = states[token] = CardBehavior()
+        rows.append(_feature_row(state, t, a, c, b, p, norms))
+        if not state.already_applied(*position):  # apply_txn, inlined
+            state.apply(t, a, c, position, trans_num)
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))

@@ -25,6 +25,7 @@ from producer.pacing import Pacer
 from producer.progress import ReplayStats
 from producer.rejects import Rejects
 from producer.source import CsvSource, SourceError
+from schemas.topics import SENT_AT_HEADER
 from streaming.producer import delivery_errors, produce
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class _Replay:
         keys, events, labels, event_ms = block.keys, block.events, block.labels, block.event_ms
         schedule, labels_on = self.labels.add, self.options.labels
         paced = pacer.active
+        time_ns = time.time_ns
         for i in range(n):
             ms = event_ms[i]
             if paced:
@@ -162,10 +164,11 @@ class _Replay:
                 if stop.is_set():
                     return i
             key = keys[i]
+            sent_at = [(SENT_AT_HEADER, b"%d" % time_ns())]
             try:  # the hot path: one C call, no wrapper
-                send(topic, events[i], key, timestamp=ms)
+                send(topic, events[i], key, timestamp=ms, headers=sent_at)
             except BufferError:
-                produce(producer, topic, events[i], key, timestamp=ms)
+                produce(producer, topic, events[i], key, timestamp=ms, headers=sent_at)
             if labels_on:  # send_labels, inlined: a call per event costs on the hot path
                 for due_ms, label_key, label in schedule(ms, key, labels[i]):
                     produce(producer, labels_topic, label, label_key, timestamp=int(due_ms))

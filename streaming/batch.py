@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from schemas.events import DeadLetter
 from streaming.deadletter import dead_letter
@@ -22,6 +23,27 @@ from streaming.service import Decoded, Rewind, Service
 from streaming.stats import LoopStats
 
 log = logging.getLogger(__name__)
+
+
+def take_batch(consumer: Consumer, max_messages: int, wait_s: float) -> list[Message]:
+    """The next micro-batch: wait up to ``wait_s`` for a first message, then take what else the
+    client has already fetched, without waiting for more.
+
+    A batch closes as soon as the consumer has drained what it had fetched, so a quiet
+    stream is processed event by event while it arrives (latency), and a busy one in
+    batches as large as the backlog, up to ``max_messages`` (throughput). ``consume(n,
+    timeout)`` alone would hold the first message until ``n`` arrived or the time ran out.
+    """
+    batch = consumer.consume(1, timeout=wait_s)
+    # Drain until the client has nothing more fetched: with a backlog its fetcher refills the
+    # queue meanwhile, so the batch fills up to the maximum (a commit per few hundred
+    # messages would cost persist a PostgreSQL transaction each).
+    while batch and len(batch) < max_messages:
+        more = consumer.consume(max_messages - len(batch), timeout=0)
+        if not more:
+            break
+        batch += more
+    return batch
 
 
 class MessageTooLarge(Exception):
@@ -41,9 +63,15 @@ class BatchProcessor:
         self.max_message_bytes = message_limit(producer)
 
     def decode(self, messages: list[Message]) -> tuple[list[Decoded], dict[tuple[str, int], int]]:
-        """The decoded messages, and the next offset of every partition seen (dead letters included)."""
-        batch: list[Decoded] = []
+        """The decoded messages, and the next offset of every partition seen (dead letters included).
+
+        A service with ``decode_many(messages) -> list[event | Exception]`` decodes the
+        batch at once (an exception in the list dead-letters its message); otherwise
+        ``decode`` is called per message.
+        """
         offsets: dict[tuple[str, int], int] = {}
+        outcomes: list[tuple[Message, Any]] = []  # (message, event or the exception that dead-letters it)
+        to_decode: list[int] = []
         for message in messages:
             error = message.error()
             if error:
@@ -54,13 +82,39 @@ class BatchProcessor:
             size = len(message.value() or b"") + len(message.key() or b"")
             if size > self.max_message_bytes:
                 too_large = f"{size:,} bytes, over the {self.max_message_bytes:,}-byte message limit: not processed"
-                self.dead_letter(message, MessageTooLarge(too_large))
+                outcomes.append((message, MessageTooLarge(too_large)))
                 continue
-            try:
-                batch.append(Decoded(message, self.service.decode(message)))
-            except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault
-                self.dead_letter(message, exc)
+            to_decode.append(len(outcomes))
+            outcomes.append((message, None))
+        for i, event in zip(to_decode, self._decode_all([outcomes[i][0] for i in to_decode]), strict=True):
+            outcomes[i] = (outcomes[i][0], event)
+        batch: list[Decoded] = []
+        for message, event in outcomes:
+            if isinstance(event, Exception):
+                self.dead_letter(message, event)
+            else:
+                batch.append(Decoded(message, event))
         return batch, offsets
+
+    def _decode_all(self, messages: list[Message]) -> list[Any]:
+        """Each message's event, or the exception that dead-letters it."""
+        decode_many = getattr(self.service, "decode_many", None)
+        if decode_many is not None and messages:
+            try:
+                decoded = decode_many(messages)
+                if len(decoded) == len(messages):
+                    return list(decoded)
+                log.error("%s: decode_many returned %d events for %d messages; decoding one by one",
+                          self.service.name, len(decoded), len(messages))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a bug in the batch path must not lose messages
+                log.error("%s: decode_many failed (%s); decoding one by one", self.service.name, first_line(exc))
+        events: list[Any] = []
+        for message in messages:
+            try:
+                events.append(self.service.decode(message))
+            except Exception as exc:  # noqa: BLE001 - any decode failure is the message's fault
+                events.append(exc)
+        return events
 
     def process(self, batch: list[Decoded]) -> bool:
         """Apply ``batch``; False if asked to stop during an outage (nothing of it is committed)."""

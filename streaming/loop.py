@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streaming.batch import BatchProcessor
+from streaming.batch import BatchProcessor, take_batch
 from streaming.checkpoint import Checkpoint
 from streaming.metrics import LoopMetrics
 from streaming.rebalance import RebalanceHandler
@@ -57,7 +57,7 @@ def run(
     stopped_cleanly = False
     try:
         while not stop.is_set():
-            messages = consumer.consume(batch_size, timeout=batch_wait_s)
+            messages = take_batch(consumer, batch_size, batch_wait_s)
             metrics.observe(consumer)
             started = time.perf_counter()
             if messages:

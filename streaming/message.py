@@ -38,3 +38,12 @@ def position_of(message: Message) -> tuple[int, int]:
 def value_of(message: Message) -> bytes:
     """The message's bytes; a tombstone (no value) reads as empty, which no event schema accepts."""
     return message.value() or b""
+
+
+def header_of(message: Message, name: str) -> bytes | None:
+    """The value of the message's first header called ``name``, if any."""
+    for header in message.headers() or ():
+        if header[0] == name:
+            value = header[1]
+            return value.encode() if isinstance(value, str) else value
+    return None

@@ -28,7 +28,11 @@ class Service(Protocol):
     topics: list[str]
 
     def decode(self, message: Message) -> Any:
-        """Parse and validate one message; raise to dead-letter it."""
+        """Parse and validate one message; raise to dead-letter it.
+
+        A service may also define ``decode_many(messages) -> list[event | Exception]``,
+        which the loop then calls once per batch (an exception dead-letters its message).
+        """
 
     def process(self, batch: list[Decoded]) -> None:
         """Apply the batch; its effects may stay in memory until ``flush``."""

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # reference (line, size, sha256), never held in memory whole.
     max_line_bytes: int = Field(default=64 * 1024, ge=1024)
 
-    # Consumer micro-batches.
+    # Consumer micro-batches: at most batch_size events; a batch waits up to batch_wait_s for its
+    # first event, then closes with what the consumer had already fetched (streaming.batch.take_batch).
     batch_size: int = Field(default=5000, ge=1)
     batch_wait_s: float = Field(default=0.5, gt=0)
     # Seconds between checkpoints (state to DynamoDB, producer flush, offset commit):

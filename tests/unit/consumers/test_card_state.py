@@ -17,6 +17,17 @@ def test_cache_evicts_least_recently_used_but_never_unsaved_states():
     assert list(cache) == ["c", "d"]
 
 
+def test_unsaved_states_beyond_the_capacity_overflow_oldest_first_and_go_once_saved():
+    cache = BehaviorCache(capacity=2)
+    for token in ("a", "b", "c", "d"):
+        cache[token] = CardBehavior()
+    cache.touch(["a", "b", "c", "d"])
+    cache.touch(["a"])  # used again: the most recent
+    assert cache.overflow() == ["b", "c"]
+    cache.drop_saved(cache.overflow())
+    assert list(cache) == ["d", "a"] and cache.dirty == {"a", "d"} and cache.overflow() == []
+
+
 class FakeDynamoDB:
     """The two calls the store makes, with PutItem's two conditions."""
 

@@ -206,3 +206,12 @@ def test_zscore_detectors_that_learn_apart_rebase_to_the_state_of_learning_toget
         assert checkpoint.scaler_.vars[name] == pytest.approx(together.scaler_.vars[name], rel=1e-9)
     assert np.allclose(checkpoint.score_many(probe), together.score_many(probe))
     assert a.rebase(a, base).scaler_.counts == base.scaler_.counts  # nothing learned: nothing added
+
+
+def test_the_isolation_forest_scores_exactly_as_scikit_learn_does_without_its_per_tree_overhead():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, len(FEATURE_NAMES)))
+    detector = IsolationForestDetector(n_estimators=50).fit(X)
+    for rows in (X[:1], rng.standard_normal((700, len(FEATURE_NAMES))) * 3):
+        expected = -detector.forest_.score_samples(rows[:, detector._idx])
+        assert np.array_equal(detector.score_many(rows), expected)

@@ -18,6 +18,7 @@ class FakeMessage:
     value_: bytes | None = b"{}"
     key_: bytes | None = b"card"
     error_: KafkaError | None = None
+    headers_: list[tuple[str, bytes]] | None = None
 
     def topic(self) -> str:
         return self.topic_
@@ -36,6 +37,9 @@ class FakeMessage:
 
     def error(self) -> KafkaError | None:
         return self.error_
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self.headers_
 
 
 @dataclass
@@ -82,21 +86,25 @@ class FakeConsumer:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     high_watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
     stop: Any = None  # set when the scripted batches run out
+    fetched: list[FakeMessage] = field(default_factory=list)  # what a consume without waiting can still take
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.calls.append(("subscribe", tuple(topics)))
         self.callbacks = callbacks
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
-        if self.batches:
-            batch = self.batches.pop(0)
-            for m in batch:
-                if m.error_ is None:
-                    self.positions[(m.topic_, m.partition_)] = m.offset_ + 1
-            return batch
-        if self.stop is not None:
-            self.stop.set()
-        return []
+        """Up to ``num_messages`` of the scripted batch being read: each batch is what arrived
+        together, so a call that does not wait (``timeout=0``) never reaches into the next one."""
+        if not self.fetched and timeout != 0:
+            if self.batches:
+                self.fetched = list(self.batches.pop(0))
+            elif self.stop is not None:
+                self.stop.set()
+        taken, self.fetched = self.fetched[:num_messages], self.fetched[num_messages:]
+        for m in taken:
+            if m.error_ is None:
+                self.positions[(m.topic_, m.partition_)] = m.offset_ + 1
+        return taken
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
         self.calls.append("commit")
