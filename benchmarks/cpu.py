@@ -37,7 +37,7 @@ def server_pids(settings: Settings) -> dict[str, int]:
     state = stack._read_state(settings)
     pids = {"broker": state["kafka"]["pid"], "postgresql": state["postgres"]["pid"]}
     dynalite = state.get("dynalite", {}).get("pid")
-    pids["dynamodb"] = dynalite if dynalite and stack._alive(dynalite) else state["moto"]["pid"]
+    pids["dynamodb"] = dynalite if dynalite and psutil.pid_exists(dynalite) else state["moto"]["pid"]
     return pids
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from producer.source import Chunk, CsvSource, MalformedLine
+from streaming.signals import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -246,15 +247,5 @@ def remove_abandoned(spill_dir: Path) -> None:
 
     for entry in spill_dir.glob("txguard-sort-*-*"):
         pid = entry.name.split("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -70,3 +70,16 @@ def exit_when_stop_overruns(stop: threading.Event, timeout_s: float) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="stop-deadline", daemon=True).start()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts: signalling it is refused)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.analyst import ANALYST_ROLE
+from streaming.signals import pid_alive
 from txguard.settings import Settings
 
 DEFAULT_PORTS = {"kafka": 19092, "postgres": 15432, "moto": 15000, "dynalite": 18000}
@@ -96,18 +97,6 @@ def _read_state(settings: Settings) -> dict:
 def _write_state(settings: Settings, state: dict) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     _state_path(settings).write_text(json.dumps(state, indent=2))
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _port_open(port: int) -> bool:
@@ -574,7 +563,7 @@ def _stop_postgres(entry: dict) -> None:
         [_pg_bin("pg_ctl", entry.get("user")), "-D", entry["datadir"], "-m", "fast", "-w", "stop"],
         user=entry.get("user"), capture_output=True, text=True, env=_pg_env(entry.get("user")),
     )  # fmt: skip
-    if result.returncode != 0 and _alive(entry.get("pid")):
+    if result.returncode != 0 and pid_alive(entry.get("pid")):
         raise StackError(f"PostgreSQL did not stop: {result.stderr.strip()[:300]}")
 
 
@@ -645,7 +634,7 @@ def dynamodb_in_use(settings: Settings) -> str:
     if settings.dynamodb_endpoint:
         return f"external ({settings.dynamodb_endpoint})"
     entry = _read_state(settings).get("dynalite", {})
-    if _alive(entry.get("pid")):
+    if pid_alive(entry.get("pid")):
         return f"dynalite, durable: kept in {entry['path']} across restarts"
     return "moto, in memory: its tables are lost at `stack down`"
 
@@ -664,7 +653,7 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
         "moto": bool(settings.dynamodb_endpoint),  # S3 (and DynamoDB without dynalite)
         "dynalite": bool(settings.dynamodb_endpoint),
     }
-    if not external["dynalite"] and not _alive(state.get("dynalite", {}).get("pid")):
+    if not external["dynalite"] and not pid_alive(state.get("dynalite", {}).get("pid")):
         why = dynalite_missing()
         if why:
             external["dynalite"] = True  # not started: moto serves DynamoDB
@@ -679,7 +668,7 @@ def up(settings: Settings, ports: dict[str, int] | None = None) -> Endpoints:
             if external[name]:
                 continue
             entry = state.get(name, {})
-            if _alive(entry.get("pid")):
+            if pid_alive(entry.get("pid")):
                 analyst_missing = not (settings.home / ANALYST_PASSWORD_FILE).exists()
                 if name == "postgres" and (entry.get("auth") != "scram-sha-256" or analyst_missing):
                     # Started by an older txguard, with no passwords or no analyst role: secure it where it runs.
@@ -718,7 +707,7 @@ def endpoints(settings: Settings) -> Endpoints:
 
     def embedded(name: str, key: str) -> str:
         entry = state.get(name)
-        if not entry or not _alive(entry.get("pid")):
+        if not entry or not pid_alive(entry.get("pid")):
             raise StackError(f"no {name} endpoint configured and the embedded one is not running: "
                              "run `txguard stack up` (or set TXGUARD_* endpoints)")  # fmt: skip
         return entry[key]
@@ -726,7 +715,7 @@ def endpoints(settings: Settings) -> Endpoints:
     dsn = settings.postgres_dsn.get_secret_value()
     moto = settings.dynamodb_endpoint or embedded("moto", "endpoint")
     dynalite = state.get("dynalite", {})
-    dynamodb = settings.dynamodb_endpoint or (dynalite["endpoint"] if _alive(dynalite.get("pid")) else moto)
+    dynamodb = settings.dynamodb_endpoint or (dynalite["endpoint"] if pid_alive(dynalite.get("pid")) else moto)
     return Endpoints(
         kafka_bootstrap=settings.kafka_bootstrap or embedded("kafka", "bootstrap"),
         postgres_dsn=dsn or embedded("postgres", "dsn"),
@@ -781,7 +770,7 @@ def down(settings: Settings) -> list[str]:
     state = _read_state(settings)
     stopped = []
     for name, entry in state.items():
-        if not _alive(entry.get("pid")):
+        if not pid_alive(entry.get("pid")):
             continue
         if not _still_ours(name, entry):
             why = "is no longer the server this stack started: not stopping it"
@@ -807,7 +796,7 @@ def _stop(name: str, entry: dict) -> None:
             os.waitpid(entry["pid"], os.WNOHANG)
         except ChildProcessError:
             pass
-        if not _alive(entry["pid"]):
+        if not pid_alive(entry["pid"]):
             return
         time.sleep(0.1)
     os.killpg(entry["pid"], signal.SIGKILL)
@@ -840,5 +829,5 @@ def status(settings: Settings) -> dict[str, dict]:
     for name in DEFAULT_PORTS:
         entry = state.get(name, {})
         out[name] = {**{k: v for k, v in entry.items() if k in ("bootstrap", "dsn", "endpoint", "pid")},
-                     "running": _alive(entry.get("pid"))}  # fmt: skip
+                     "running": pid_alive(entry.get("pid"))}  # fmt: skip
     return out
