@@ -24,6 +24,9 @@ server.on('request', (req, res) => {
   }
   for (const handler of handlers) handler.call(server, req, res)
 })
+// A client killed mid-request (kill -9 of a service) must not take the endpoint down with it:
+// an error nothing handled is written to the log (logs/dynalite.log) and the server goes on.
+process.on('uncaughtException', (err) => console.error(`dynalite: uncaught ${err && err.stack ? err.stack : err}`))
 // On SIGTERM: close the store (LevelDB) and exit, without waiting for idle keep-alive clients.
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0))
