@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +38,7 @@ class BehaviorCache(OrderedDict[str, CardBehavior]):
         super().__init__()
         self.capacity = capacity
         self.dirty: set[str] = set()
+        self.saving: set[str] = set()  # being written by a checkpoint in the background: kept until it lands
 
     def touch(self, tokens: list[str]) -> None:
         for t in tokens:
@@ -47,7 +48,7 @@ class BehaviorCache(OrderedDict[str, CardBehavior]):
         if excess > 0:
             evict = []
             for t in self:  # oldest first; stop as soon as enough clean states are found
-                if t not in self.dirty:
+                if t not in self.dirty and t not in self.saving:
                     evict.append(t)
                     if len(evict) == excess:
                         break
@@ -76,11 +77,17 @@ class BehaviorCache(OrderedDict[str, CardBehavior]):
     def clear(self) -> None:
         super().clear()
         self.dirty.clear()
+        self.saving.clear()
 
 
 def behavior_item(card_token: str, state: CardBehavior, version: int | None = None) -> dict:
     """The DynamoDB item of one card (``schemas.behavior``'s codec), at ``version``."""
     return encode_item(card_token, state.to_dict(), state.std, state.version if version is None else version)
+
+
+def encode_states(states: Mapping[str, CardBehavior]) -> dict[str, tuple[dict, int]]:
+    """Each state's item at its next version, with the version it was loaded at (the write's condition)."""
+    return {token: (behavior_item(token, state, state.version + 1), state.version) for token, state in states.items()}
 
 
 class StaleStateError(Exception):
@@ -126,24 +133,37 @@ class BehaviorStore:
         Conditional PutItem, not BatchWriteItem (which takes no conditions) nor
         TransactWriteItems (twice the write cost); the calls run concurrently.
         """
-        futures = [self._pool.submit(self._put, token, state) for token, state in states.items()]
-        errors = [e for e in (f.exception() for f in futures) if e is not None]
-        if errors:
-            stale = [e for e in errors if isinstance(e, StaleStateError)]
-            raise (stale or errors)[0]
+        written, error = self.put_items(encode_states(states))
+        for token in written:
+            states[token].version += 1
+        if error is not None:
+            raise error
 
-    def _put(self, token: str, state: CardBehavior) -> None:
-        expected = state.version
+    def put_items(self, items: Mapping[str, tuple[dict, int]]) -> tuple[list[str], BaseException | None]:
+        """``save_many`` of states already encoded (``{token: (item, version it was loaded at)}``),
+        from any thread: the tokens written, and the first error (a stale state's first)."""
+        futures = {token: self._pool.submit(self._put, token, item, loaded) for token, (item, loaded) in items.items()}
+        written: list[str] = []
+        errors: list[BaseException] = []
+        for token, future in futures.items():
+            error = future.exception()
+            if error is None:
+                written.append(token)
+            else:
+                errors.append(error)
+        stale = [e for e in errors if isinstance(e, StaleStateError)]
+        return written, next(iter(stale or errors), None)
+
+    def _put(self, token: str, item: dict, loaded: int) -> None:
         condition: dict[str, Any]
-        if expected == 0:
+        if loaded == 0:
             condition = {"ConditionExpression": "attribute_not_exists(card_token)"}
         else:
             condition = {"ConditionExpression": "version = :v",
-                         "ExpressionAttributeValues": {":v": {"N": str(expected)}}}  # fmt: skip
+                         "ExpressionAttributeValues": {":v": {"N": str(loaded)}}}  # fmt: skip
         try:
-            self.client.put_item(TableName=self.table, Item=behavior_item(token, state, expected + 1), **condition)
+            self.client.put_item(TableName=self.table, Item=item, **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise StaleStateError(f"card {token[:8]}... changed under this scorer (rebalance?)") from exc
             raise
-        state.version = expected + 1

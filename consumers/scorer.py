@@ -6,13 +6,15 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Message, Producer
 
-from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError
+from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError, encode_states
+from model.behavior import CardBehavior
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
@@ -59,6 +61,31 @@ def _as_datetime(t: datetime | float) -> datetime:
     return t if isinstance(t, datetime) else event_time_of(t)
 
 
+class CardWrites:
+    """A checkpoint's card writes running in the background (``ScorerService.start_flush``)."""
+
+    def __init__(self, cache: BehaviorCache, states: dict[str, CardBehavior], items: dict[str, tuple[dict, int]],
+                 future: Future[tuple[list[str], BaseException | None]]):  # fmt: skip
+        self.cache, self.states, self.items, self.future = cache, states, items, future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def finish(self) -> None:
+        """The written states move to their new version; the others are changed-since-the-checkpoint again."""
+        written, error = self.future.result()
+        self.cache.saving.clear()
+        for token in written:
+            self.states[token].version = self.items[token][1] + 1
+        for token in self.items.keys() - set(written):
+            if self.cache.get(token) is self.states[token]:  # not dropped (a rebalance) meanwhile
+                self.cache.dirty.add(token)
+        if isinstance(error, StaleStateError):
+            raise Rewind(str(error)) from error
+        if error is not None:
+            raise error
+
+
 class ScorerService:
     """Scores every transaction against its card's behaviour.
 
@@ -99,6 +126,7 @@ class ScorerService:
         self.threshold = threshold
         self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")  # one checkpoint at a time
         self.evicted_unsaved = 0  # states written to DynamoDB ahead of a checkpoint to bound the cache
         self.scored = 0
         self.alerted = 0
@@ -289,8 +317,8 @@ class ScorerService:
         the checkpoint, so the states wait for it too, and the cache holds them until then.
         """
         overflow = self.cache.overflow()
-        if not overflow or is_transactional(self.producer):
-            return
+        if not overflow or is_transactional(self.producer) or self.cache.saving:
+            return  # (while a checkpoint writes in the background, the overflow waits for it)
         failed_before = delivery_errors(self.producer)
         if self.producer.flush(30) > 0:
             return  # the broker is slow: the checkpoint will write them
@@ -311,6 +339,17 @@ class ScorerService:
                 raise Rewind(str(exc)) from exc
             self.cache.dirty.clear()
         self.save_online()
+
+    def start_flush(self) -> CardWrites:
+        """``flush``, the card writes in the background: the changed states are encoded now and
+        written while the next batches are scored (a checkpoint of many cards would otherwise
+        hold every event behind it); the loop commits once ``CardWrites.finish`` succeeds."""
+        self.save_online()  # small, and the detector it reads keeps learning on this thread
+        states = {t: self.cache[t] for t in self.cache.dirty}
+        items = encode_states(states)
+        self.cache.dirty.clear()
+        self.cache.saving = set(items)
+        return CardWrites(self.cache, states, items, self._writer.submit(self.store.put_items, items))
 
     def refresh_models(self) -> None:
         """Before a batch: take up a newly promoted or shadowed version, and the learner's latest

@@ -8,6 +8,10 @@ With a transactional producer (exactly-once), the outputs since the last checkpo
 the consumed offsets commit together in one Kafka transaction, after the service's state
 is durable: a crash aborts the transaction, so read_committed readers never see the
 outputs of a batch that is then processed again.
+
+Without one, a service that can (``start_flush``) writes its state in the background: the
+loop goes on with the next batches meanwhile and commits the offsets staged up to the
+checkpoint once the writes have landed, so a checkpoint never stalls the stream.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from streaming.metrics import LoopMetrics
+from streaming.metrics import LoopMetrics, Staged
 from streaming.producer import delivery_errors, is_transactional
 from streaming.retry import Retry
-from streaming.service import Rewind, Service
+from streaming.service import BackgroundFlush, Rewind, Service
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ class Checkpoint:
         self.last = time.monotonic()
         self.transactional = is_transactional(producer)
         self.in_transaction = False
+        start_flush: Callable[[], BackgroundFlush] | None = getattr(service, "start_flush", None)
+        self.start_flush = None if self.transactional else start_flush  # a transaction commits in the foreground
+        self.in_flight: tuple[BackgroundFlush, dict[tuple[str, int], int], Staged] | None = None
         if self.transactional:
             producer.init_transactions(60)  # fences an earlier process with the same transactional.id
 
@@ -68,14 +75,57 @@ class Checkpoint:
         # An open transaction is due too, even with no offsets: the broker aborts one left open too long.
         return (bool(self.pending) or self.in_transaction) and time.monotonic() - self.last >= self.interval_s
 
+    def step(self) -> bool:
+        """Between batches: commit a background checkpoint that has finished, and checkpoint if
+        one is due, in the background where the service can; False if asked to stop."""
+        if self.in_flight is not None:
+            if not self.in_flight[0].done():
+                return True  # the next checkpoint starts once this one has landed
+            if not self._settle():
+                return self()  # it failed: again, in the foreground, waiting out an outage
+        if not self.due():
+            return True
+        if self.start_flush is None:
+            return self()
+        with self.metrics.timing_checkpoint():
+            if not self._flush_producer():
+                return False
+            self.in_flight = (self.start_flush(), dict(self.pending), self.metrics.take_staged())
+            self.pending.clear()
+            self.last = time.monotonic()
+        return True
+
+    def _settle(self) -> bool:
+        """Wait for the background checkpoint, if any, and commit its offsets; False if its writes
+        failed (not for a stale state: that raises :class:`Rewind`), leaving its offsets to the next."""
+        if self.in_flight is None:
+            return True
+        flush, offsets, staged = self.in_flight
+        self.in_flight = None
+        try:
+            flush.finish()
+        except Rewind:
+            raise
+        except Exception as exc:  # noqa: BLE001 - what the background wrote is written again
+            log.warning("%s: checkpoint in the background failed (%s); checkpointing again", self.service.name, exc)
+            self.pending = {**offsets, **self.pending}
+            self.metrics.restage(staged)
+            return False
+        if offsets:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        self.metrics.committed(staged)
+        return True
+
     def __call__(self) -> bool:
-        """Checkpoint now; False if asked to stop before it could finish (nothing committed).
+        """Checkpoint now (after a background one, if any, has landed); False if asked to stop
+        before it could finish (nothing committed).
 
         Producer first: outputs computed from the state are delivered before the state is
         saved, so a crash in between redelivers events that are scored from the earlier state.
         Raises :class:`Rewind` if some outputs were not delivered.
         """
         with self.metrics.timing_checkpoint():
+            self._settle()  # failed: the flush below writes its states again
             return self._checkpoint()
 
     def _checkpoint(self) -> bool:
@@ -122,7 +172,14 @@ class Checkpoint:
         return True
 
     def discard(self) -> None:
-        """Forget the uncommitted offsets: their messages will be consumed again."""
+        """Forget the uncommitted offsets, a background checkpoint's too once its writes have
+        ended: their messages will be consumed again."""
+        if self.in_flight is not None:
+            flush, self.in_flight = self.in_flight[0], None
+            try:
+                flush.finish()  # what it wrote stays valid: the per-card watermarks absorb the replay
+            except Exception as exc:  # noqa: BLE001 - uncommitted either way
+                log.warning("%s: checkpoint in the background failed (%s)", self.service.name, exc)
         self.pending.clear()
         self.metrics.discarded()
 

@@ -68,7 +68,7 @@ def run(
                     break  # stopped during an outage: uncommitted, the batch is redelivered
                 checkpoint.stage(offsets)
                 metrics.processed(messages, time.perf_counter() - started)
-                if checkpoint.due() and not checkpoint():
+                if not checkpoint.step():
                     break
             except Rewind as exc:
                 log.warning("%s: %s; replaying from the last commit", service.name, exc)

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -72,6 +73,15 @@ def count_alerts(count: int) -> None:
     metrics: LoopMetrics | None = getattr(_loop_thread, "metrics", None)
     if metrics is not None:
         metrics.staged_alerts += count
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Counts of processed messages waiting for their offsets' commit."""
+
+    messages: Counter[str]  # topic -> messages processed
+    dead: Counter[str]  # topic -> of which dead-lettered
+    alerts: int
 
 
 class LoopMetrics:
@@ -137,16 +147,29 @@ class LoopMetrics:
     def dead_lettered(self, topic: str) -> None:
         self.staged_dead[topic] += 1
 
-    def committed(self) -> None:
-        """The staged messages' offsets are committed: count them."""
-        for topic, messages in self.staged_messages.items():
-            dead = self.staged_dead.get(topic, 0)
+    def take_staged(self) -> Staged:
+        """What is staged so far, for a checkpoint that commits it later (in the background); staging starts over."""
+        staged = Staged(self.staged_messages, self.staged_dead, self.staged_alerts)
+        self.staged_messages, self.staged_dead, self.staged_alerts = Counter(), Counter(), 0
+        return staged
+
+    def restage(self, staged: Staged) -> None:
+        """A background checkpoint failed: what it was to commit waits for the next one."""
+        self.staged_messages.update(staged.messages)
+        self.staged_dead.update(staged.dead)
+        self.staged_alerts += staged.alerts
+
+    def committed(self, staged: Staged | None = None) -> None:
+        """The staged messages' offsets (or those of ``staged``, taken earlier) are committed: count them."""
+        if staged is None:
+            staged = self.take_staged()
+        for topic, messages in staged.messages.items():
+            dead = staged.dead.get(topic, 0)
             EVENTS.labels(self.service, topic, PROCESSED).inc(messages - dead)
             if dead:
                 EVENTS.labels(self.service, topic, DEAD_LETTERED).inc(dead)
-        if self.staged_alerts:
-            ALERTS.labels(self.service).inc(self.staged_alerts)
-        self.discarded()
+        if staged.alerts:
+            ALERTS.labels(self.service).inc(staged.alerts)
         self.last_commit_at = time.monotonic()
 
     def discarded(self) -> None:

@@ -21,6 +21,17 @@ class Rewind(Exception):
     from the last committed offsets with fresh state."""
 
 
+class BackgroundFlush(Protocol):
+    """A checkpoint's writes, running while the loop goes on (see ``Service.flush``)."""
+
+    def done(self) -> bool:
+        """Whether the writes have ended, well or not."""
+
+    def finish(self) -> None:
+        """On the loop's thread, once done (or waiting for it): take the outcome in, or raise
+        what the writes raised (:class:`Rewind` for a stale state)."""
+
+
 class Service(Protocol):
     """A consumer service: user logic and its sinks, run by :func:`streaming.loop.run`."""
 
@@ -38,7 +49,13 @@ class Service(Protocol):
         """Apply the batch; its effects may stay in memory until ``flush``."""
 
     def flush(self) -> None:
-        """Make every effect of the processed batches durable (a checkpoint)."""
+        """Make every effect of the processed batches durable (a checkpoint).
+
+        A service may also define ``start_flush() -> BackgroundFlush``: the same, but what
+        takes time runs in the background while the loop processes the next batches, and
+        the loop commits the checkpoint's offsets once it has finished (not with a Kafka
+        transaction, which must commit the outputs and offsets of the same batches).
+        """
 
     def is_transient(self, exc: Exception) -> bool:
         """Whether ``process`` failed because a dependency is down (retry) or for good."""

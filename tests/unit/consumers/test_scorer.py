@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from consumers.card_state import BehaviorStore
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
 from model.drift import SCORE, DriftEvent, DriftMonitor
@@ -20,6 +21,7 @@ from producer.history import load_history
 from producer.source import CsvSource
 from schemas.events import AlertEvent, DriftEventRecord, ScoreEvent, TransactionEvent
 from streaming.service import Decoded
+from tests.unit.consumers.test_card_state import FakeDynamoDB
 from tests.unit.streaming.kafka_fakes import FakeMessage, FakeProducer
 
 PROTECTOR = CardProtector(b"unit-test-key-0123456789")
@@ -353,3 +355,53 @@ def test_a_detector_that_cannot_merge_is_saved_by_the_owner_of_partition_0_and_t
     checkpoints[1].save(reader, writer=False)  # not the owner of partition 0: takes the writer's state
     assert np.array_equal(reader.online.score_many(X), writer.online.score_many(X))
     assert not np.array_equal(reader.online.score_many(X), trained.online.score_many(X))
+
+
+def test_a_checkpoint_in_the_background_stores_what_a_foreground_one_does(kaggle_csv):
+    """The card writes of ``start_flush`` run while the scorer goes on; once they land, and the
+    next checkpoint ran, DynamoDB holds what checkpoints in the foreground would have written."""
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    messages = transaction_messages(kaggle_csv)
+    foreground_db, background_db = FakeDynamoDB(), FakeDynamoDB()
+    foreground = ScorerService("transactions", "scores", "alerts", BehaviorStore(foreground_db, "t"),
+                               copy.deepcopy(model), FakeProducer())  # fmt: skip
+    background = ScorerService("transactions", "scores", "alerts", BehaviorStore(background_db, "t"),
+                               copy.deepcopy(model), FakeProducer())  # fmt: skip
+    for scorer in (foreground, background):
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[:300]])
+    foreground.flush()
+    writes = background.start_flush()
+    assert background.cache.saving and not background.cache.dirty
+    for scorer in (foreground, background):  # the background scorer goes on while its writes run
+        scorer.process([Decoded(m, scorer.decode(m)) for m in messages[300:]])
+    writes.finish()
+    assert not background.cache.saving
+    foreground.flush()
+    background.flush()
+    assert background_db.items == foreground_db.items
+    assert {t: s.version for t, s in background.cache.items()} == {t: s.version for t, s in foreground.cache.items()}
+
+
+def test_cards_a_background_checkpoint_could_not_write_are_written_by_the_next(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    db = FakeDynamoDB()
+    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer())
+    messages = transaction_messages(kaggle_csv)
+    scorer.process([Decoded(m, scorer.decode(m)) for m in messages])
+    down = sorted(scorer.cache.dirty)[:3]
+    put_item = db.put_item
+
+    def put_unless_down(**kwargs):
+        if kwargs["Item"]["card_token"]["S"] in down:
+            raise ConnectionError("endpoint unreachable")
+        return put_item(**kwargs)
+
+    db.put_item = put_unless_down
+    writes = scorer.start_flush()
+    with pytest.raises(ConnectionError):
+        writes.finish()
+    assert scorer.cache.dirty == set(down)  # written again by the next checkpoint; the others are done
+    db.put_item = put_item
+    scorer.flush()
+    assert {t: int(item["version"]["N"]) for t, item in db.items.items()} == {t: 1 for t in scorer.cache}
+    assert all(s.version == 1 for s in scorer.cache.values())

@@ -10,7 +10,7 @@ from streaming.checkpoint import Checkpoint
 from streaming.retry import Retry
 from streaming.service import Rewind
 from streaming.stats import LoopStats
-from tests.unit.streaming.kafka_fakes import FakeConsumer, FakeProducer, FakeService
+from tests.unit.streaming.kafka_fakes import FakeConsumer, FakeProducer, FakeService, Outage
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +112,100 @@ def test_rewind_forgets_pending_offsets_drops_state_and_seeks_to_the_last_commit
     assert checkpoint.pending == {}
     assert calls == ["service.on_revoke"]
     assert consumer.seeks == [("transactions", 0, 40), ("transactions", 1, OFFSET_BEGINNING)]
+
+
+class BackgroundWrites:
+    """A service's writes started by ``start_flush``: they end when the test says."""
+
+    def __init__(self, calls: list, error: Exception | None = None):
+        self.calls, self.error, self.ended = calls, error, threading.Event()
+
+    def done(self) -> bool:
+        return self.ended.is_set()
+
+    def finish(self) -> None:
+        self.ended.wait()
+        self.calls.append("service.finish")
+        if self.error is not None:
+            raise self.error
+
+
+def make_background_checkpoint(*errors: Exception | None):
+    """A checkpoint over a service that writes in the background; its writes fail with ``errors`` in turn."""
+    checkpoint, calls, stats = make_checkpoint()
+    started: list[BackgroundWrites] = []
+    outcomes = list(errors)
+
+    def start_flush() -> BackgroundWrites:
+        calls.append("service.start_flush")
+        started.append(BackgroundWrites(calls, outcomes.pop(0) if outcomes else None))
+        return started[-1]
+
+    checkpoint.start_flush = start_flush
+    return checkpoint, calls, started
+
+
+def test_a_background_checkpoint_commits_its_offsets_only_once_its_writes_have_landed():
+    checkpoint, calls, started = make_background_checkpoint()
+    checkpoint.stage({("transactions", 0): 10})
+    assert checkpoint.step() is True
+    assert calls == ["producer.flush", "service.start_flush"] and checkpoint.pending == {}
+    checkpoint.stage({("transactions", 0): 20})  # the loop goes on meanwhile
+    assert checkpoint.step() is True
+    assert checkpoint.consumer.committed_offsets == {}  # not landed yet: nothing committed, no second checkpoint
+    started[0].ended.set()
+    assert checkpoint.step() is True
+    # The first checkpoint's offsets, then the next checkpoint of what came since.
+    assert calls == ["producer.flush", "service.start_flush", "service.finish", "commit", "producer.flush",
+                     "service.start_flush"]  # fmt: skip
+    assert checkpoint.consumer.committed_offsets == {("transactions", 0): 10}
+    assert len(started) == 2 and checkpoint.pending == {}
+
+
+def test_failed_background_writes_are_done_again_in_the_foreground_with_every_offset():
+    checkpoint, calls, started = make_background_checkpoint(Outage("table down"))
+    checkpoint.stage({("transactions", 0): 10, ("transactions", 1): 4})
+    checkpoint.step()
+    checkpoint.stage({("transactions", 0): 20})
+    started[0].ended.set()
+    assert checkpoint.step() is True
+    assert calls[-4:] == ["service.finish", "producer.flush", "service.flush", "commit"]
+    assert checkpoint.consumer.committed_offsets == {("transactions", 0): 20, ("transactions", 1): 4}
+
+
+def test_stale_state_in_background_writes_rewinds_and_commits_nothing():
+    checkpoint, calls, started = make_background_checkpoint(Rewind("card changed under this scorer"))
+    checkpoint.stage({("transactions", 0): 10})
+    checkpoint.step()
+    started[0].ended.set()
+    with pytest.raises(Rewind):
+        checkpoint.step()
+    assert "commit" not in calls
+
+
+def test_a_foreground_checkpoint_first_waits_for_the_background_one():
+    checkpoint, calls, started = make_background_checkpoint()
+    checkpoint.stage({("transactions", 0): 10})
+    checkpoint.step()
+    checkpoint.stage({("transactions", 0): 15})
+    threading.Timer(0.05, started[0].ended.set).start()
+    assert checkpoint() is True  # e.g. on revocation or at shutdown
+    assert calls[-5:] == ["service.finish", "commit", "producer.flush", "service.flush", "commit"]
+    assert checkpoint.consumer.committed_offsets == {("transactions", 0): 15}
+
+
+def test_a_transactional_checkpoint_never_goes_to_the_background():
+    calls: list = []
+
+    class TransactionalProducer(FakeProducer):
+        transactional = True
+
+        def init_transactions(self, timeout: float) -> None:
+            calls.append("producer.init_transactions")
+
+    service = FakeService(calls)
+    service.start_flush = lambda: pytest.fail("a transaction commits outputs and offsets together")  # type: ignore[attr-defined]
+    stop = threading.Event()
+    checkpoint = Checkpoint(FakeConsumer(calls), TransactionalProducer(calls), service,
+                            Retry(service, stop, LoopStats()), stop)  # fmt: skip
+    assert checkpoint.start_flush is None
