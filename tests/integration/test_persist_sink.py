@@ -167,7 +167,7 @@ def no_json_path(monkeypatch):  # noqa: ANN001, ANN201
 
 
 def test_typed_copy_stores_every_column_exactly_as_the_json_path_did_and_skips_what_is_stored(clients, no_json_path):
-    n = 300
+    n = 1500  # over a megabyte of scores: Arrow reads it in more than one block
     trans_nums = new_trans_nums(n)
     transactions = rows(TransactionEvent, events(TransactionEvent, transaction, trans_nums, 1), True)
     scores = rows(ScoreEvent, events(ScoreEvent, score, trans_nums, 2), False)
