@@ -59,7 +59,7 @@ BEGIN
     -- Reads: every txguard command reads its schema (report, evaluate, retrain, dashboard; the
     -- learner looks up scores' features).
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO txguard_writer', target);
-    -- persist: INSERT ... ON CONFLICT DO NOTHING of every event, nothing else.
+    -- persist: COPY of every event (INSERT ... ON CONFLICT DO NOTHING when a batch is redelivered), nothing else.
     EXECUTE format('GRANT INSERT ON %1$I.transactions, %1$I.scores, %1$I.labels, %1$I.drift_events '
                    'TO txguard_writer', target);
     -- The dashboard: an analyst's verdict (one per alert, the latest kept).

@@ -17,14 +17,16 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 from pydantic import SecretStr
 
-from consumers.postgres import ScoredFeatures
+from consumers.postgres import PostgresSink, ScoredFeatures
 from producer.cards import CardProtector
 from producer.replay import ReplayOptions, Topics, replay
 from producer.source import CsvSource
 from schemas.analyst import ANALYST_ROLE, ANALYST_VIEWS
+from schemas.events import TransactionEvent
 from schemas.topics import DLQ, LABELS, TRANSACTIONS
 from tests.conftest import FIXTURES
 from tests.integration.conftest import wait_for
+from tests.integration.test_persist_sink import events, new_trans_nums, rows, transaction
 from txguard import stack
 from txguard.app import App
 from txguard.clients import Clients, refresh_analyst_views, setup
@@ -101,6 +103,18 @@ def test_the_services_persist_as_the_writer(roles, services):
         conn.close()
     assert ScoredFeatures(writer.pg)(["no-such-event"]) == {}  # the learner's read
     refresh_analyst_views(writer.pg)  # the dashboard's and refresh-views' rollup
+
+
+def test_the_writer_stores_a_redelivered_batch_once(roles):
+    """The typed COPY's fallback (a temporary staging table LIKE the table) works with the writer's rights."""
+    _, writer = roles
+    docs = events(TransactionEvent, transaction, new_trans_nums(3), 8)
+    sink = PostgresSink(writer.pg)
+    try:
+        assert sink.write({"transactions": rows(TransactionEvent, docs[:1], True)}) == {"transactions": 1}
+        assert sink.write({"transactions": rows(TransactionEvent, docs, True)}) == {"transactions": 2}
+    finally:
+        sink.close()
 
 
 @pytest.mark.parametrize(
