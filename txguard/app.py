@@ -444,7 +444,11 @@ class App:
             if name == "scorer":
                 metrics.describe = partial(model_versions, service)
             log.info("%s: consuming %s", service.name, ", ".join(service.topics))
-            return run(service, self.clients.consumer(service.name), producer, s.topic(DLQ), batch_size=s.batch_size,
+            # The scorer is on the alert's path: it fetches what arrives at once. The others
+            # take fuller batches (persist: fewer PostgreSQL commits).
+            prompt = {"fetch.wait.max.ms": s.fetch_wait_max_ms} if name == "scorer" else {}
+            consumer = self.clients.consumer(service.name, **prompt)
+            return run(service, consumer, producer, s.topic(DLQ), batch_size=s.batch_size,
                        batch_wait_s=s.batch_wait_s, stop=stop, commit_interval_s=s.commit_interval_s,
                        on_assign=(lambda _partitions: on_assign()) if on_assign else None,
                        metrics=metrics)  # fmt: skip

@@ -91,7 +91,6 @@ class Clients:
             "isolation.level": "read_committed",  # never the outputs of an aborted scorer transaction
             "session.timeout.ms": self.settings.session_timeout_ms,
             "heartbeat.interval.ms": max(self.settings.session_timeout_ms // 6, 100),
-            "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,  # alert latency
             # Eager rebalancing: every partition is revoked and reassigned from its committed
             # offset, so a checkpoint that fails on revocation cannot strand processed events.
             "partition.assignment.strategy": "range",

@@ -102,9 +102,9 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(default=10.0, ge=0)
     # librdkafka's default (45 s) makes every group join slow on a local broker.
     session_timeout_ms: int = 6000
-    # The longest a consumer's fetch waits at the broker for data. Kafka answers as soon as
-    # data arrives, so this only paces idle fetches; the embedded broker answers late (a
-    # 500 ms wait, librdkafka's default, delayed messages by ~100 ms at the median there).
+    # The longest the scorer's fetch waits at the broker for data (the other services keep
+    # librdkafka's 500 ms). Kafka answers as soon as data arrives, so this only paces idle
+    # fetches; the embedded broker answers late (at 500 ms, ~100 ms late at the median).
     fetch_wait_max_ms: int = Field(default=20, ge=1, le=500)
     # Exactly-once scores and alerts: the scorer publishes each checkpoint's outputs and its
     # consumed offsets in one Kafka transaction. "auto": on with an external Kafka, off on the
