@@ -12,7 +12,8 @@ Result: ``benchmarks/results/latency.json``::
 
     {"rates": [{"events_per_s": ..., "p50_ms": ..., "p95_ms": ..., "p99_ms": ..., "max_ms": ...}], ...}
 
-``rates`` is the scores; ``alerts`` has the same shape for the alerts.
+``rates`` is the scores, each rate also with ``per_second`` (p50 and max of the events sent
+in each second: a stall shows there); ``alerts`` has the same shape for the alerts.
 
     PYTHONPATH=. python -m benchmarks.run --only latency [--latency-rates 1000,5000] [--latency-seconds 30]
 """
@@ -104,6 +105,19 @@ def _percentiles(rate: int, ms: list[float]) -> dict:
             "p99_ms": round(float(p99), 1), "max_ms": round(float(max(ms)), 1)}  # fmt: skip
 
 
+def _per_second(sent_ns: dict[str, int], latencies: dict[str, float], nums: list[str]) -> list[dict]:
+    """p50 and max of the events sent in each second of a rate's run: where the tail comes from."""
+    if not nums:
+        return []
+    start = sent_ns[nums[0]]
+    seconds: dict[int, list[float]] = {}
+    for t in nums:
+        if t in latencies:
+            seconds.setdefault((sent_ns[t] - start) // 1_000_000_000, []).append(latencies[t])
+    return [{"second": s, "p50_ms": round(float(np.median(ms)), 1), "max_ms": round(max(ms), 1)}
+            for s, ms in sorted(seconds.items())]  # fmt: skip
+
+
 def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each: float) -> dict:
     from txguard.supervisor import ready_marker
 
@@ -158,9 +172,11 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
     for rate, nums, sent_rate in zip(rates, by_rate, achieved, strict=True):
         s = [collector.latencies["scores"][t] for t in nums if t in collector.latencies["scores"]]
         a = [collector.latencies["alerts"][t] for t in nums if t in collector.latencies["alerts"]]
-        scores.append({**_percentiles(rate, s)})
+        per_second = _per_second(sent_ns, collector.latencies["scores"], nums)
+        scores.append({**_percentiles(rate, s), "per_second": per_second})
         alerts.append({**_percentiles(rate, a), "alerts": len(a)})
-        print(f"{rate:>6} ev/s (sent at {sent_rate}): scores {len(s)}/{len(nums)} {scores[-1]}; alerts {alerts[-1]}")
+        summary = {k: v for k, v in scores[-1].items() if k != "per_second"}
+        print(f"{rate:>6} ev/s (sent at {sent_rate}): scores {len(s)}/{len(nums)} {summary}; alerts {alerts[-1]}")
     result = {
         "rates": scores,
         "alerts": alerts,

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import compare
 from benchmarks.capacity import markdown, model
 from benchmarks.cpu import CpuMeter, per_event_us, table
-from benchmarks.latency import _percentiles
+from benchmarks.latency import _per_second, _percentiles
 from benchmarks.pyspy import summarise
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
@@ -133,3 +133,13 @@ def test_latency_percentiles_in_the_issue_format(ms):
         assert (row["p50_ms"], row["p99_ms"], row["max_ms"]) == (50.5, 99.0, 100.0)
     else:
         assert row["p99_ms"] is None
+
+
+def test_latency_per_second_groups_events_by_the_second_they_were_sent():
+    second = 1_000_000_000
+    sent = {"a": 5 * second, "b": 5 * second + 400_000_000, "c": 6 * second + 1, "d": 8 * second}
+    latencies = {"a": 10.0, "b": 30.0, "c": 2500.0}  # d never scored: not in any second
+    assert _per_second(sent, latencies, ["a", "b", "c", "d"]) == [
+        {"second": 0, "p50_ms": 20.0, "max_ms": 30.0},
+        {"second": 1, "p50_ms": 2500.0, "max_ms": 2500.0},
+    ]
