@@ -333,6 +333,8 @@ class App:
         """The service ``name`` and the producer its loop flushes."""
         if name == "retrainer":  # built first: a retrainer with nothing to act on is refused before any client
             return self.retrainer(), self.clients.producer()
+        if name == "scorer":
+            return self._scorer()
         producer = self.clients.producer()
         if name == "persist":
             from consumers.persist import PersistService
@@ -342,16 +344,20 @@ class App:
             return PersistService(topics, PostgresSink(self.clients.pg)), producer
         if name == "learner":
             return self._learner(producer), producer
-        if name != "scorer":
-            raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
+        raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
+
+    def _scorer(self) -> tuple[Service, Any]:
         from consumers.card_state import BehaviorStore
         from consumers.scorer import ScorerService
         from streaming.reader import topic_partitions
 
+        # Scores and alerts leave at most 5 ms after their batch (librdkafka waits 20 ms for
+        # more by default here): a batch's outputs are produced at once anyway.
+        options: dict[str, Any] = {"linger.ms": 5}
         if self.settings.transactions:
-            transactional_id = self._transactional_id("scorer")
-            log.info("scorer: exactly-once, scores and alerts in Kafka transactions (%s)", transactional_id)
-            producer = self.clients.producer(**{"transactional.id": transactional_id})
+            options["transactional.id"] = self._transactional_id("scorer")
+            log.info("scorer: exactly-once, scores and alerts in Kafka transactions (%s)", options["transactional.id"])
+        producer = self.clients.producer(**options)
         registry = self.registry()
         scorer = ScorerService(
             self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
