@@ -136,7 +136,7 @@ class CategoryNorms:
     default_log_std: float = 1.0
     _table: dict[str, tuple[float, float, float]] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:  # one dict lookup per event on the hot path
+    def __post_init__(self) -> None:  # one dict lookup per category of a batch
         table = {
             c: (self.median[c], self.log_mean.get(c, self.default_log_mean), self.log_std.get(c, self.default_log_std))
             for c in self.median

@@ -129,3 +129,15 @@ def test_the_batch_path_creates_missing_cards_in_order_of_first_event_and_takes_
     assert list(states) == ["old", "b", "a"]
     assert prior.shape == (4, len(PRIOR_STATE_COLUMNS)) and prior[3, 0] == 1.0  # b's second event sees its first
     assert observe_then_apply(states, [], [], [], [], [], []).shape == (0, len(PRIOR_STATE_COLUMNS))
+
+
+def test_an_event_that_cannot_be_applied_leaves_its_card_as_the_events_before_it_did():
+    events = [("a", 100, 1.0, "travel", (0, 1), None), ("a", 200, math.nan, "travel", (0, 2), None),
+              ("a", 300, 2.0, "travel", (0, 3), None)]  # fmt: skip
+    expected: dict[str, CardBehavior] = {}
+    states: dict[str, CardBehavior] = {}
+    with pytest.raises(ValueError):
+        reference_prior_states(expected, events)
+    with pytest.raises(ValueError):
+        observe_then_apply(states, *(list(column) for column in zip(*events, strict=True)))
+    assert states == expected and states["a"].count == 1 and states["a"].watermark == (0, 2)
