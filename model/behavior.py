@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
 
 WINDOWS_S = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}
 _LONGEST_WINDOW_S = max(WINDOWS_S.values())
@@ -81,7 +85,9 @@ class CardBehavior:
         return count, cents
 
     def windows(self, now: int) -> tuple[int, int, int, int, int, int, int]:
-        """(count_1h, cents_1h, count_24h, cents_24h, night_count_24h, count_7d, cents_7d): the hot path.
+        """(count_1h, cents_1h, count_24h, cents_24h, night_count_24h, count_7d, cents_7d) at ``now``.
+
+        The reference for :func:`observe_then_apply`, which computes the same inline for a batch.
 
         One scan back over the last 24 h; the 7-day totals are the running totals
         minus the entries after ``now`` and the stale ones (older than 7 days, kept
@@ -205,3 +211,144 @@ class CardBehavior:
             night_count=int(d.get("night_count", 0)),
             recent_cents=sum(c for _, c in recent),
         )
+
+
+PRIOR_STATE_COLUMNS: tuple[str, ...] = (
+    "count", "mean", "m2", "max_amt", "sum_cents", "night_count", "first_seen", "last_seen",
+    "category_count", "category_mean", "category_m2",
+    "count_1h", "cents_1h", "count_24h", "cents_24h", "night_count_24h", "count_7d", "cents_7d",
+)  # fmt: skip
+"""What :func:`observe_then_apply` records of each event's card just before the event: the aggregates
+(``first_seen`` / ``last_seen`` the event's own time for a card without them), those of the event's
+category on the card (0 when none), and :meth:`CardBehavior.windows` at the event's time."""
+
+
+def observe_then_apply(
+    states: MutableMapping[str, CardBehavior],
+    card_token: Sequence[str],
+    event_time_s: Sequence[int],
+    amt: Sequence[float],
+    category: Sequence[str],
+    positions: Sequence[tuple[int, int] | None],
+    trans_nums: Sequence[str | None],
+) -> np.ndarray:
+    """For each event in order, its card's state just before it (``PRIOR_STATE_COLUMNS``, float64),
+    then the event applied to the state as :meth:`CardBehavior.apply` does, unless its position is at
+    or below the card's watermark. ``states`` is updated in place; a missing card starts empty.
+
+    The serving hot path. Cards are independent, so the events are taken card by card (each card's
+    in their order), with the card's fields in local variables for all of its events, where calling
+    :meth:`CardBehavior.windows` and :meth:`CardBehavior.apply` per event would cost twice as much.
+    Both stay the reference that the unit tests hold this to, field for field (the same float
+    operations in the same order, so the same bits). Every recorded value is an integer below 2**53
+    or a float, so the float64 array holds each exactly.
+    """
+    width = len(PRIOR_STATE_COLUMNS)
+    if not len(card_token):
+        return np.empty((0, width), dtype=np.float64)
+    codes, cards = pd.factorize(np.asarray(card_token, dtype=object))
+    order = np.argsort(codes, kind="stable")  # card by card, each card's events in their order
+    ends = np.cumsum(np.bincount(codes)).tolist()
+    recorded: list[float] = []
+    record = recorded.extend
+    night_start, night_end, day, hour, week = _NIGHT_START_S, _NIGHT_END_S, 86_400, 3600, _LONGEST_WINDOW_S
+    events = order.tolist()
+    start = 0
+    for token, end in zip(cards.tolist(), ends, strict=True):
+        state = states.get(token)
+        if state is None:
+            state = states[token] = CardBehavior()
+        count, sum_cents, mean, m2 = state.count, state.sum_cents, state.mean, state.m2
+        min_amt, max_amt, night_count = state.min_amt, state.max_amt, state.night_count
+        first_seen, last_seen, last_category = state.first_seen, state.last_seen, state.last_category
+        watermark, recent_ids = state.watermark, state.recent_ids
+        recent, recent_cents = state.recent, state.recent_cents
+        category_counts, category_means, category_m2 = state.category_counts, state.category_means, state.category_m2
+        try:
+            for i in events[start:end]:
+                t, a, c = event_time_s[i], amt[i], category[i]
+                category_count = category_counts.get(c, 0)
+                # CardBehavior.windows(t), inlined.
+                h1, d1 = t - hour, t - day
+                n1 = c1 = n24 = c24 = night24 = future_n = future_c = 0
+                for u, cents in reversed(recent):
+                    if u <= d1:
+                        break
+                    if u > t:
+                        future_n += 1
+                        future_c += cents
+                        continue
+                    n24 += 1
+                    c24 += cents
+                    s = u % day
+                    if s >= night_start or s < night_end:
+                        night24 += 1
+                    if u > h1:
+                        n1 += 1
+                        c1 += cents
+                n7 = len(recent) - future_n
+                c7 = recent_cents - future_c
+                if recent and recent[0][0] <= t - week:  # entries older than 7 d sit at the front, if any
+                    d7 = t - week
+                    for u, cents in recent:
+                        if u > d7:
+                            break
+                        n7 -= 1
+                        c7 -= cents
+                record((
+                    count, mean, m2, max_amt, sum_cents, night_count,
+                    t if first_seen is None else first_seen, t if last_seen is None else last_seen,
+                    category_count, category_means[c] if category_count else 0.0, category_m2.get(c, 0.0),
+                    n1, c1, n24, c24, night24, n7, c7,
+                ))  # fmt: skip
+                # CardBehavior.apply(t, a, c, position, trans_num) unless already applied, inlined.
+                position = positions[i]
+                if position is not None:
+                    if watermark is not None and watermark[0] == position[0] and position[1] <= watermark[1]:
+                        continue
+                    watermark = position
+                trans_num = trans_nums[i]
+                trans_id = None if trans_num is None else trans_num[:16]
+                if trans_id is not None and trans_id in recent_ids:
+                    continue
+                cents = round(a * 100)
+                count += 1
+                sum_cents += cents
+                delta = a - mean
+                mean += delta / count
+                m2 += delta * (a - mean)
+                if a < min_amt:
+                    min_amt = a
+                if a > max_amt:
+                    max_amt = a
+                first_seen = t if first_seen is None else min(first_seen, t)
+                if last_seen is None or t >= last_seen:
+                    last_seen = t
+                    last_category = c
+                category_count += 1
+                category_counts[c] = category_count
+                old = category_means.get(c, 0.0)
+                new = old + (a - old) / category_count
+                category_means[c] = new
+                category_m2[c] = category_m2.get(c, 0.0) + (a - old) * (a - new) if category_count > 1 else 0.0
+                s = t % day
+                if s >= night_start or s < night_end:
+                    night_count += 1
+                recent.append((t, cents))
+                recent_cents += cents
+                if trans_id is not None:
+                    recent_ids[trans_id] = t
+                horizon = last_seen - week
+                while recent and recent[0][0] <= horizon:
+                    recent_cents -= recent.popleft()[1]
+                while recent_ids and (oldest := next(iter(recent_ids))) and recent_ids[oldest] <= horizon:
+                    del recent_ids[oldest]
+        finally:  # the card's fields as of its last event applied, even if a later one raised
+            state.count, state.sum_cents, state.mean, state.m2 = count, sum_cents, mean, m2
+            state.min_amt, state.max_amt, state.night_count = min_amt, max_amt, night_count
+            state.first_seen, state.last_seen, state.last_category = first_seen, last_seen, last_category
+            state.watermark, state.recent_cents = watermark, recent_cents
+        start = end
+    prior = np.empty((len(events), width), dtype=np.float64)
+    prior[order] = np.fromiter(recorded, dtype=np.float64, count=len(recorded)).reshape(-1, width)
+    return prior

@@ -7,14 +7,14 @@ it describes how the event compares with what came before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
-from model.behavior import CardBehavior
+from model.behavior import CardBehavior, observe_then_apply
 
 FEATURE_NAMES: tuple[str, ...] = (
     # amount: against the card, the card in this category, and the category's norms
@@ -136,7 +136,7 @@ class CategoryNorms:
     default_log_std: float = 1.0
     _table: dict[str, tuple[float, float, float]] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:  # one dict lookup per event on the hot path
+    def __post_init__(self) -> None:  # one dict lookup per category of a batch
         table = {
             c: (self.median[c], self.log_mean.get(c, self.default_log_mean), self.log_std.get(c, self.default_log_std))
             for c in self.median
@@ -147,6 +147,18 @@ class CategoryNorms:
         """(median, log mean, log std) of ``category``."""
         found = self._table.get(category)
         return found if found is not None else (amt, self.default_log_mean, self.default_log_std)
+
+    def lookup_many(self, category: Sequence[str], amt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`lookup` of each event: columns of median, log mean and log std, one look-up per category."""
+        codes, uniques = pd.factorize(np.asarray(category, dtype=object))
+        found = [self._table.get(c) for c in uniques]
+        fallback = (0.0, self.default_log_mean, self.default_log_std)  # median: the event's amount, below
+        table = np.array([f if f is not None else fallback for f in found], dtype=np.float64).reshape(-1, 3)
+        median, log_mean, log_std = table[codes].T
+        unseen = np.array([f is None for f in found], dtype=bool)[codes]
+        if unseen.any():
+            median = np.where(unseen, amt, median)
+        return median, log_mean, log_std
 
     @classmethod
     def fit(cls, category: pd.Series, amt: pd.Series) -> CategoryNorms:
@@ -173,74 +185,72 @@ class CategoryNorms:
         }
 
 
-def feature_row(state: CardBehavior, txn: Txn, norms: CategoryNorms) -> list[float]:
-    """``FEATURE_NAMES`` of ``txn`` against its card's state before it."""
-    return _feature_row(state, txn.t, txn.amt, txn.category, txn.birth_year, txn.city_pop, norms)
+def _log1p(values: np.ndarray) -> np.ndarray:
+    """``math.log1p`` of each value: numpy's own may take a SIMD path that differs in the last bit on
+    some CPUs, and a feature must be the same bits whichever machine computes it."""
+    return np.fromiter(map(math.log1p, values.tolist()), dtype=np.float64, count=len(values))
 
 
-def _feature_row(
-    state: CardBehavior, t: int, amt: float, category: str, birth_year: int, city_pop: int, norms: CategoryNorms
-) -> list[float]:
-    """:func:`feature_row` of one transaction given as its fields (no :class:`Txn` made on the hot path)."""
+def _features(
+    prior: np.ndarray,
+    t: np.ndarray,
+    amt: np.ndarray,
+    category: Sequence[str],
+    birth_year: np.ndarray,
+    city_pop: np.ndarray,
+    norms: CategoryNorms,
+) -> np.ndarray:
+    """``FEATURE_NAMES`` of each event from its card's state before it (``PRIOR_STATE_COLUMNS``), a column
+    at a time: the float operations of the per-event formulas, in the same order, so the same bits."""
+    (count, mean, m2, max_amt, sum_cents, night_count, first_seen, last_seen, category_count, category_mean,
+     category_m2, n_1h, c_1h, n_24h, c_24h, night_24h, n_7d, c_7d) = prior.T  # fmt: skip
+    seen = count > 0  # the card has history: otherwise the event is compared with itself
+    some = np.maximum(count, 1.0)  # a divisor where ``seen`` picks the result
+    std = np.where(count > 1, np.sqrt(m2 / np.maximum(count - 1, 1.0)), 0.0)
+    zscore = np.where(seen, (amt - mean) / np.maximum(std, _STD_FLOOR), 0.0)
+    card_mean = np.where(seen, mean, amt)
+    in_category = category_count > 0
+    category_std = np.where(category_count > 1, np.sqrt(category_m2 / np.maximum(category_count - 1, 1.0)), 0.0)
+    category_z = np.where(in_category, (amt - category_mean) / np.maximum(category_std, _STD_FLOOR), zscore)
+    category_mean = np.where(in_category, category_mean, card_mean)
+    since_last = np.where(seen, np.maximum(t - last_seen, 0), _NO_PREVIOUS_S)
+    age_s = np.where(seen, np.maximum(t - first_seen, 0), 0.0)
+    days = np.maximum(age_s / 86_400, _MIN_DAYS)
+    daily_rate = np.where(seen, count / days, 0.0)
+    daily_spend = np.where(seen, sum_cents / 100 / days, 0.0)
+    median, log_mean, log_std = norms.lookup_many(category, amt)
+    log_amt = _log1p(amt)
     hour = (t // 3600) % 24
-    n = state.count
-    if n:
-        card_mean = state.mean
-        zscore = (amt - card_mean) / max(state.std, _STD_FLOOR)
-        n_category = state.category_counts.get(category, 0)
-        if n_category:
-            category_mean = state.category_means[category]
-            category_z = (amt - category_mean) / max(state.category_std(category), _STD_FLOOR)
-        else:
-            category_mean, category_z = card_mean, zscore
-        last_seen = state.last_seen if state.last_seen is not None else t
-        first_seen = state.first_seen if state.first_seen is not None else t
-        since_last = max(t - last_seen, 0)
-        age_s = max(t - first_seen, 0)
-        days = max(age_s / 86_400, _MIN_DAYS)
-        daily_rate = n / days
-        daily_spend = state.sum_cents / 100 / days
-        night_share = state.night_count / n
-        max_amt = state.max_amt
-        category_share = n_category / n
-        category_new = 0.0 if n_category else 1.0
-    else:
-        card_mean, zscore, category_mean, category_z, since_last = amt, 0.0, amt, 0.0, _NO_PREVIOUS_S
-        age_s, daily_rate, daily_spend, night_share, max_amt = 0, 0.0, 0.0, 0.0, amt
-        category_share = category_new = 0.0
-    n_1h, c_1h, n_24h, c_24h, night_24h, n_7d, c_7d = state.windows(t)
-    median, log_mean, log_std = norms.lookup(category, amt)
-    log_amt = math.log1p(amt)
-    return [
-        log_amt,
-        (amt + 1.0) / (card_mean + 1.0),
-        zscore,
-        (amt + 1.0) / (max_amt + 1.0),
-        (amt + 1.0) / (category_mean + 1.0),
-        category_z,
-        (amt + 1.0) / (median + 1.0),
-        (log_amt - log_mean) / log_std,
-        1.0 if is_night(hour) else 0.0,
-        float(hour),
-        float((t // 86_400 + 3) % 7),  # 1970-01-01 was a Thursday
-        night_share,
-        math.log1p(since_last),
-        float(n_1h),
-        math.log1p(c_1h / 100),
-        float(n_24h),
-        math.log1p(c_24h / 100),
-        float(night_24h),
-        float(n_7d),
-        math.log1p(c_7d / 100),
-        (n_24h + 1.0) / (daily_rate + 1.0),
-        (c_24h / 100 + 1.0) / (daily_spend + 1.0),
-        category_share,
-        category_new,
-        math.log1p(n),
-        math.log1p(age_s / 86_400),
-        float(t // 31_557_600 + 1970 - birth_year),
-        math.log1p(max(city_pop, 0)),
-    ]
+    X = np.empty((len(amt), len(FEATURE_NAMES)), dtype=np.float64)
+    X[:, 0] = log_amt
+    X[:, 1] = (amt + 1.0) / (card_mean + 1.0)
+    X[:, 2] = zscore
+    X[:, 3] = (amt + 1.0) / (np.where(seen, max_amt, amt) + 1.0)
+    X[:, 4] = (amt + 1.0) / (category_mean + 1.0)
+    X[:, 5] = category_z
+    X[:, 6] = (amt + 1.0) / (median + 1.0)
+    X[:, 7] = (log_amt - log_mean) / log_std
+    X[:, 8] = (hour >= 22) | (hour < 4)  # is_night
+    X[:, 9] = hour
+    X[:, 10] = (t // 86_400 + 3) % 7  # 1970-01-01 was a Thursday
+    X[:, 11] = np.where(seen, night_count / some, 0.0)
+    X[:, 12] = _log1p(since_last)
+    X[:, 13] = n_1h
+    X[:, 14] = _log1p(c_1h / 100)
+    X[:, 15] = n_24h
+    X[:, 16] = _log1p(c_24h / 100)
+    X[:, 17] = night_24h
+    X[:, 18] = n_7d
+    X[:, 19] = _log1p(c_7d / 100)
+    X[:, 20] = (n_24h + 1.0) / (daily_rate + 1.0)
+    X[:, 21] = (c_24h / 100 + 1.0) / (daily_spend + 1.0)
+    X[:, 22] = np.where(seen, category_count / some, 0.0)
+    X[:, 23] = seen & ~in_category  # category_new
+    X[:, 24] = _log1p(count)
+    X[:, 25] = _log1p(age_s / 86_400)
+    X[:, 26] = t // 31_557_600 + 1970 - birth_year
+    X[:, 27] = _log1p(np.maximum(city_pop, 0))
+    return X
 
 
 def apply_txn(state: CardBehavior, txn: Txn) -> None:
@@ -252,7 +262,7 @@ def apply_txn(state: CardBehavior, txn: Txn) -> None:
 
 def featurize(
     txns: Iterable[Txn],
-    states: dict[str, CardBehavior],
+    states: MutableMapping[str, CardBehavior],
     norms: CategoryNorms,
 ) -> np.ndarray:
     """Feature rows for ``txns`` in order, applying each to its card's state.
@@ -260,16 +270,22 @@ def featurize(
     ``states`` is updated in place (missing cards start empty). A transaction whose
     Kafka position is at or below its card's watermark was applied before a
     restart, and one whose trans_num the card saw in the last 7 days was published
-    twice: either still gets a feature row, but is not applied again.
+    twice: either still gets a feature row, but is not applied again. Training's form
+    of :func:`featurize_columns`, which it calls: one code for training and serving.
     """
-    rows = []
-    for txn in txns:
-        state = states.get(txn.card_token)
-        if state is None:
-            state = states[txn.card_token] = CardBehavior()
-        rows.append(feature_row(state, txn, norms))
-        apply_txn(state, txn)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+    txns = list(txns)
+    return featurize_columns(
+        [x.card_token for x in txns],
+        [x.t for x in txns],
+        [x.amt for x in txns],
+        [x.category for x in txns],
+        [x.birth_year for x in txns],
+        [x.city_pop for x in txns],
+        [x.position for x in txns],
+        [x.trans_num for x in txns],
+        states,
+        norms,
+    )
 
 
 def featurize_columns(
@@ -279,21 +295,25 @@ def featurize_columns(
     category: Sequence[str],
     birth_year: Sequence[int],
     city_pop: Sequence[int],
-    positions: Sequence[tuple[int, int]],
-    trans_nums: Sequence[str],
-    states: dict[str, CardBehavior],
+    positions: Sequence[tuple[int, int] | None],
+    trans_nums: Sequence[str | None],
+    states: MutableMapping[str, CardBehavior],
     norms: CategoryNorms,
 ) -> np.ndarray:
     """:func:`featurize` of the transactions :func:`txns_from_columns` would make of these columns,
-    without making them: the same rows and the same state updates, for serving's micro-batches."""
-    rows = []
-    for token, t, a, c, b, p, position, trans_num in zip(
-        card_token, event_time_s, amt, category, birth_year, city_pop, positions, trans_nums, strict=True
-    ):
-        state = states.get(token)
-        if state is None:
-            state = states[token] = CardBehavior()
-        rows.append(_feature_row(state, t, a, c, b, p, norms))
-        if not state.already_applied(*position):  # apply_txn, inlined
-            state.apply(t, a, c, position, trans_num)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+    without making them: the same rows and the same state updates, for serving's micro-batches.
+
+    The per-card part is sequential (each event sees its card after the card's earlier events):
+    :func:`model.behavior.observe_then_apply` records it in one pass; the features are then
+    computed from those records a column at a time.
+    """
+    prior = observe_then_apply(states, card_token, event_time_s, amt, category, positions, trans_nums)
+    return _features(
+        prior,
+        np.asarray(event_time_s, dtype=np.int64),
+        np.asarray(amt, dtype=np.float64),
+        category,
+        np.asarray(birth_year, dtype=np.int64),
+        np.asarray(city_pop, dtype=np.int64),
+        norms,
+    )

@@ -8,9 +8,11 @@ producer; the card number leaves only as a keyed token and a masked form.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,31 +61,61 @@ class _Event(BaseModel):
         or a numpy array (a row per event for a list field). Validated by the unit
         tests against the model, not per event. The bytes are those of
         ``orjson.dumps({field: value, ...})`` per event, made a column at a time:
-        numeric columns by one ``orjson`` call each, then one ``%`` per event.
+        each column's texts by one ``orjson`` call where it can, then all events by
+        one join, split again at the newline ending each (orjson never writes one:
+        it escapes them in strings).
         """
         names = tuple(cls.model_fields)
         if set(columns) != set(names):
             raise ValueError(f"{cls.__name__}: expected columns {names}, got {tuple(columns)}")
-        template = ("{" + ",".join(f"{orjson.dumps(n).decode()}:%s" for n in names) + "}").encode()
         texts = [_json_texts(columns[n]) for n in names]
-        if len({len(t) for t in texts}) > 1:
+        if len({len(values) for values, _, _ in texts}) > 1:
             raise ValueError(f"{cls.__name__}: columns of different lengths")
-        return [template % row for row in zip(*texts, strict=True)]
+        count = len(texts[0][0])
+        if not count:
+            return []
+        # Per event: a constant piece (the end of the last value, the next field's name, the start
+        # of its value), a value, and so on: piece j at 2j, value j at 2j + 1, the closing piece last.
+        stride = 2 * len(names) + 1
+        parts: list[bytes] = [b""] * (count * stride)
+        closing = b"{"
+        for j, (name, (values, opening, value_closing)) in enumerate(zip(names, texts, strict=True)):
+            parts[2 * j :: stride] = [closing + (b"," if j else b"") + orjson.dumps(name) + b":" + opening] * count
+            parts[2 * j + 1 :: stride] = values
+            closing = value_closing
+        parts[stride - 1 :: stride] = [closing + b"}\n"] * count
+        events = b"".join(parts).split(b"\n")
+        del events[-1]  # after the last newline
+        return events
 
 
-def _json_texts(column: Sequence[Any] | np.ndarray) -> Sequence[bytes]:
-    """The JSON text of each value of a column."""
+def _json_texts(column: Sequence[Any] | np.ndarray) -> tuple[Sequence[bytes], bytes, bytes]:
+    """The JSON text of each value of a column, less what every value of it starts and ends with
+    (a string's quotes, a list's brackets): (texts, start, end)."""
     if isinstance(column, np.ndarray):
         whole = orjson.dumps(np.ascontiguousarray(column), option=orjson.OPT_SERIALIZE_NUMPY)
         if column.ndim == 1:
-            return whole[1:-1].split(b",") if len(column) else []
+            return (whole[1:-1].split(b",") if len(column) else []), b"", b""
         if column.ndim == 2:  # a list per event; numbers hold no brackets
-            return [b"[" + row + b"]" for row in whole[2:-2].split(b"],[")] if len(column) else []
+            return (whole[2:-2].split(b"],[") if len(column) else []), b"[", b"]"
         raise ValueError(f"a column of {column.ndim} dimensions")
-    if column and len(set(map(id, column))) == 1:  # one value for the batch (version, threshold)
-        return [orjson.dumps(column[0])] * len(column)
+    if not column:
+        return [], b"", b""
+    first = column[0]
+    if all(map(operator.is_, column, repeat(first))):  # one value for the batch (version, threshold)
+        return [orjson.dumps(first)] * len(column), b"", b""
+    if _strings_without_quotes(column):  # then no escaped string holds '","' either: split there
+        return orjson.dumps(column)[2:-2].split(b'","'), b'"', b'"'
     dumps = orjson.dumps
-    return [dumps(v) for v in column]
+    return [dumps(v) for v in column], b"", b""
+
+
+def _strings_without_quotes(column: Sequence[Any]) -> bool:
+    try:
+        joined = "".join(column)
+    except TypeError:  # not all strings
+        return False
+    return '"' not in joined
 
 
 class TransactionEvent(_Event):

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import re
 import types
+from collections import deque
 from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
@@ -144,13 +147,17 @@ class FastDecoder:
     def decode_many(self, raws: list[bytes]) -> list[Any]:
         """The struct of each of ``raws``, or None where the fast path is unsure (the model decides)."""
         decode = self._decoder.decode
-        records: list[Any] = []
-        for raw in raws:
-            try:
-                records.append(decode(raw))
-            except (msgspec.MsgspecError, ValueError):
-                records.append(None)
-        decoded = [r for r in records if r is not None]
+        try:
+            records: list[Any] = list(map(decode, raws))  # the usual batch, all decoded: no Python per message
+            decoded = records
+        except (msgspec.MsgspecError, ValueError):
+            records = []
+            for raw in raws:
+                try:
+                    records.append(decode(raw))
+                except (msgspec.MsgspecError, ValueError):
+                    records.append(None)
+            decoded = [r for r in records if r is not None]
         if not decoded:
             return records
         failed: set[int] = set()  # positions in ``decoded``
@@ -161,18 +168,23 @@ class FastDecoder:
                         failed.add(i)
         else:
             for name, pattern in self.patterns.items():
-                values = pa.array([getattr(r, name) for r in decoded], pa.string())
+                values = pa.array(list(map(attrgetter(name), decoded)), pa.string())
                 matched = pc.match_substring_regex(values, pattern)
                 if not pc.all(pc.or_kleene(matched, values.is_null())).as_py():
                     failed.update(i for i, ok in enumerate(matched.to_pylist()) if ok is False)
+        fromisoformat = datetime.fromisoformat
         for name in self.times:
-            fromisoformat = datetime.fromisoformat
-            for i, r in enumerate(decoded):
-                if (value := getattr(r, name)) is not None and i not in failed:
-                    try:
-                        setattr(r, name, fromisoformat(value))  # a real date, as the model has it
-                    except ValueError:
-                        failed.add(i)
+            try:  # the usual batch: every time given and a real date, parsed in one pass
+                parsed = list(map(fromisoformat, map(attrgetter(name), decoded)))
+            except (TypeError, ValueError):  # a missing or bad one: one by one, to know which
+                for i, r in enumerate(decoded):
+                    if (value := getattr(r, name)) is not None and i not in failed:
+                        try:
+                            setattr(r, name, fromisoformat(value))  # a real date, as the model has it
+                        except ValueError:
+                            failed.add(i)
+            else:
+                deque(map(setattr, decoded, repeat(name), parsed), maxlen=0)  # set in C; a failed record is dropped
         if not failed:
             return records
         bad = {id(decoded[i]) for i in failed}

@@ -2,13 +2,14 @@
 
 import copy
 import logging
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
 import pytest
 
 from consumers.card_state import BehaviorStore
-from consumers.scorer import ScorerService
+from consumers.scorer import ScorerService, _epoch_seconds, _event_time_texts
 from model.behavior import CardBehavior
 from model.drift import SCORE, DriftEvent, DriftMonitor
 from model.features import FEATURE_NAMES, Txn, epoch_seconds, featurize
@@ -405,3 +406,18 @@ def test_cards_a_background_checkpoint_could_not_write_are_written_by_the_next(k
     scorer.flush()
     assert {t: int(item["version"]["N"]) for t, item in db.items.items()} == {t: 1 for t in scorer.cache}
     assert all(s.version == 1 for s in scorer.cache.values())
+
+
+@pytest.mark.parametrize("microseconds", [False, True])
+def test_event_times_become_epoch_seconds_and_texts_a_column_at_a_time_as_one_by_one(microseconds):
+    rng = np.random.default_rng(5)
+    extremes = [datetime(1, 1, 1), datetime(999, 12, 31, 23, 59, 59), datetime(1969, 12, 31, 23, 59, 59),
+                datetime(1970, 1, 1), datetime(9999, 12, 31, 23, 59, 59)]  # fmt: skip
+    times = extremes + [datetime(2019, 1, 1) + timedelta(seconds=int(s)) for s in rng.integers(-(2**33), 2**33, 500)]
+    if microseconds:
+        times[-1] = times[-1].replace(microsecond=500_000)  # rounded as model.features.epoch_seconds does
+    seconds, whole = _epoch_seconds(times)
+    assert whole is not microseconds
+    assert seconds.tolist() == [epoch_seconds(t) for t in times]
+    assert _event_time_texts(times, seconds, whole) == [t.isoformat() for t in times]
+    assert _epoch_seconds([])[0].tolist() == [] and _event_time_texts([], np.array([], np.int64), True) == []

@@ -1,9 +1,11 @@
 import math
+import random
 import statistics
 
 import pytest
 
-from model.behavior import CardBehavior, is_night_second
+from model.behavior import PRIOR_STATE_COLUMNS, CardBehavior, is_night_second, observe_then_apply
+from tests.unit.model.event_sequences import random_batches, random_events, reference_prior_states
 
 AMOUNTS = [12.5, 3.99, 250.0, 42.42, 7.01, 99.99]
 
@@ -98,3 +100,44 @@ def test_per_category_spread_and_night_habit_are_exact_and_old_stored_states_sti
     legacy = {k: v for k, v in s.to_dict().items() if k not in ("category_m2", "night_count")}
     old = CardBehavior.from_dict(legacy)
     assert (old.category_m2, old.night_count, old.count) == ({}, 0, s.count)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_batch_path_records_and_applies_exactly_what_windows_and_apply_do(seed):
+    """``observe_then_apply`` against ``windows`` + ``apply`` event by event: the same recorded values to
+    the bit and the same states, through redeliveries, republished events, times out of order, exact
+    window boundaries, and states stored and loaded again between batches."""
+    events = random_events(seed, 1500)
+    expected_states: dict[str, CardBehavior] = {}
+    states: dict[str, CardBehavior] = {}
+    restore = random.Random(seed)
+    for batch in random_batches(seed, events):
+        expected = reference_prior_states(expected_states, batch)
+        got = observe_then_apply(states, *(list(column) for column in zip(*batch, strict=True)))
+        assert got.tobytes() == expected.tobytes()
+        assert states == expected_states
+        if restore.random() < 0.3:  # a checkpoint, then a restart loading the stored states
+            states = {k: CardBehavior.from_dict(v.to_dict()) for k, v in states.items()}
+    assert {k: v.to_dict() for k, v in states.items()} == {k: v.to_dict() for k, v in expected_states.items()}
+    assert sum(s.count for s in states.values()) < len(events)  # some events were not applied twice
+
+
+def test_the_batch_path_creates_missing_cards_in_order_of_first_event_and_takes_empty_batches():
+    states: dict[str, CardBehavior] = {"old": CardBehavior()}
+    prior = observe_then_apply(states, ["b", "old", "a", "b"], [10, 20, 30, 40], [1.0, 2.0, 3.0, 4.0],
+                               ["travel"] * 4, [(0, 1), (0, 2), (0, 3), (0, 4)], ["w", "x", "y", "z"])  # fmt: skip
+    assert list(states) == ["old", "b", "a"]
+    assert prior.shape == (4, len(PRIOR_STATE_COLUMNS)) and prior[3, 0] == 1.0  # b's second event sees its first
+    assert observe_then_apply(states, [], [], [], [], [], []).shape == (0, len(PRIOR_STATE_COLUMNS))
+
+
+def test_an_event_that_cannot_be_applied_leaves_its_card_as_the_events_before_it_did():
+    events = [("a", 100, 1.0, "travel", (0, 1), None), ("a", 200, math.nan, "travel", (0, 2), None),
+              ("a", 300, 2.0, "travel", (0, 3), None)]  # fmt: skip
+    expected: dict[str, CardBehavior] = {}
+    states: dict[str, CardBehavior] = {}
+    with pytest.raises(ValueError):
+        reference_prior_states(expected, events)
+    with pytest.raises(ValueError):
+        observe_then_apply(states, *(list(column) for column in zip(*events, strict=True)))
+    assert states == expected and states["a"].count == 1 and states["a"].watermark == (0, 2)

@@ -1,9 +1,13 @@
+import math
+import random
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from model.behavior import CardBehavior
-from model.features import FEATURE_NAMES, CategoryNorms, Txn, featurize, is_night
+from model.features import FEATURE_NAMES, CategoryNorms, Txn, apply_txn, featurize, featurize_columns, is_night
+from tests.unit.model.event_sequences import random_batches, random_events
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
 T0 = 1_546_300_800  # 2019-01-01 00:00:00, a Tuesday
@@ -76,3 +80,75 @@ def test_category_norms_are_fitted_per_category_and_fall_back_for_unseen_ones():
     assert fitted.lookup("a", 99.0)[1] == pytest.approx(np.log1p([10.0, 20.0, 30.0]).mean())
     assert fitted.lookup("b", 99.0)[2] == 1.0  # one purchase: no spread, a unit one
     assert fitted.lookup("unseen", 99.0) == (99.0, fitted.default_log_mean, fitted.default_log_std)
+
+
+def reference_feature_row(state: CardBehavior, t: int, amt: float, category: str, birth_year: int, city_pop: int,
+                          norms: CategoryNorms) -> list[float]:  # fmt: skip
+    """``FEATURE_NAMES`` of one event against its card's state before it, one float at a time: the
+    formulas as the scorer computed them per event before they were taken a column at a time."""
+    hour = (t // 3600) % 24
+    n = state.count
+    if n:
+        card_mean = state.mean
+        zscore = (amt - card_mean) / max(state.std, 5.0)
+        n_category = state.category_counts.get(category, 0)
+        if n_category:
+            category_mean = state.category_means[category]
+            category_z = (amt - category_mean) / max(state.category_std(category), 5.0)
+        else:
+            category_mean, category_z = card_mean, zscore
+        last_seen = state.last_seen if state.last_seen is not None else t
+        first_seen = state.first_seen if state.first_seen is not None else t
+        since_last = max(t - last_seen, 0)
+        age_s = max(t - first_seen, 0)
+        days = max(age_s / 86_400, 1.0)
+        daily_rate = n / days
+        daily_spend = state.sum_cents / 100 / days
+        night_share = state.night_count / n
+        max_amt = state.max_amt
+        category_share = n_category / n
+        category_new = 0.0 if n_category else 1.0
+    else:
+        card_mean, zscore, category_mean, category_z, since_last = amt, 0.0, amt, 0.0, 30 * 86_400
+        age_s, daily_rate, daily_spend, night_share, max_amt = 0, 0.0, 0.0, 0.0, amt
+        category_share = category_new = 0.0
+    n_1h, c_1h, n_24h, c_24h, night_24h, n_7d, c_7d = state.windows(t)
+    median, log_mean, log_std = norms.lookup(category, amt)
+    log_amt = math.log1p(amt)
+    return [
+        log_amt, (amt + 1.0) / (card_mean + 1.0), zscore, (amt + 1.0) / (max_amt + 1.0),
+        (amt + 1.0) / (category_mean + 1.0), category_z, (amt + 1.0) / (median + 1.0), (log_amt - log_mean) / log_std,
+        1.0 if is_night(hour) else 0.0, float(hour), float((t // 86_400 + 3) % 7), night_share,
+        math.log1p(since_last), float(n_1h), math.log1p(c_1h / 100), float(n_24h), math.log1p(c_24h / 100),
+        float(night_24h), float(n_7d), math.log1p(c_7d / 100), (n_24h + 1.0) / (daily_rate + 1.0),
+        (c_24h / 100 + 1.0) / (daily_spend + 1.0), category_share, category_new, math.log1p(n),
+        math.log1p(age_s / 86_400), float(t // 31_557_600 + 1970 - birth_year), math.log1p(max(city_pop, 0)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_column_wise_features_equal_the_per_event_formulas_to_the_bit(seed):
+    """``featurize_columns`` against ``reference_feature_row`` + ``apply_txn`` event by event, on random
+    sequences (see ``event_sequences``), with a category the norms never saw and stored states reloaded."""
+    events = random_events(seed, 1200)
+    rng = random.Random(seed)
+    birth_years = {token: rng.randrange(1930, 2005) for token, *_ in events}
+    city_pops = {token: rng.choice([0, 1, 2500, 3_000_000]) for token, *_ in events}
+    fitted = CategoryNorms({"grocery_pos": 40.0, "travel": 300.0}, {"grocery_pos": 3.2}, {"travel": 1.3})
+    expected_states: dict[str, CardBehavior] = {}
+    states: dict[str, CardBehavior] = {}
+    for batch in random_batches(seed, events):
+        expected = []
+        for token, t, amt, category, position, trans_num in batch:
+            state = expected_states.setdefault(token, CardBehavior())
+            expected.append(reference_feature_row(state, t, amt, category, birth_years[token], city_pops[token],
+                                                  fitted))  # fmt: skip
+            apply_txn(state, Txn(token, t, amt, category, birth_years[token], position=position, trans_num=trans_num))
+        tokens, times, amts, categories, positions, trans_nums = (list(c) for c in zip(*batch, strict=True))
+        X = featurize_columns(tokens, times, amts, categories, [birth_years[k] for k in tokens],
+                              [city_pops[k] for k in tokens], positions, trans_nums, states, fitted)  # fmt: skip
+        assert X.tobytes() == np.array(expected, dtype=np.float64).tobytes()
+        if rng.random() < 0.3:
+            states = {k: CardBehavior.from_dict(v.to_dict()) for k, v in states.items()}
+    assert states == expected_states
+    assert featurize_columns([], [], [], [], [], [], [], [], states, fitted).shape == (0, len(FEATURE_NAMES))

@@ -123,10 +123,29 @@ def test_columns_encode_to_the_bytes_of_one_orjson_dict_per_event():
         "shadow_score": [True, 1, 1.0] * (n // 3),  # equal, not the same JSON
         "shadow_version": [None] * n,
     }
-    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in columns.items()}
-    expected = [orjson.dumps(dict(zip(ScoreEvent.model_fields, row, strict=True)))
-                for row in zip(*(as_lists[f] for f in ScoreEvent.model_fields), strict=True)]  # fmt: skip
-    assert ScoreEvent.encode_columns(columns) == expected
+    # Strings without a quote are written by one orjson call per column and split: escapes, commas,
+    # brackets and empty strings must not move the cut.
+    unquoted = [t for t in texts if '"' not in t] + ["back \\ slash", "\x00\x1f", ", ],["]
+    for reason in ([texts[i % len(texts)] for i in range(n)], [unquoted[i % len(unquoted)] for i in range(n)]):
+        columns["reason"] = reason
+        as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in columns.items()}
+        expected = [orjson.dumps(dict(zip(ScoreEvent.model_fields, row, strict=True)))
+                    for row in zip(*(as_lists[f] for f in ScoreEvent.model_fields), strict=True)]  # fmt: skip
+        assert ScoreEvent.encode_columns(columns) == expected
+        assert ScoreEvent.encode_columns({k: v[:1] for k, v in columns.items()}) == expected[:1]
     assert ScoreEvent.encode_columns({k: v[:0] for k, v in columns.items()}) == []
     with pytest.raises(ValueError, match="lengths"):
         ScoreEvent.encode_columns({**columns, "reason": columns["reason"][:-1]})
+
+
+@pytest.mark.parametrize("size", [5, COLUMN_WISE_FROM + 6])
+def test_a_batch_every_message_of_which_decodes_still_refuses_a_date_that_does_not_exist(size):
+    decoder, doc = FastDecoder(TransactionEvent), valid_documents()[TransactionEvent]
+    raws = [orjson.dumps({**doc, "trans_num": f"{i:032x}", "event_time": f"2019-02-{i % 28 + 1:02d}T10:00:00"})
+            for i in range(size)]  # fmt: skip
+    assert all(isinstance(r.event_time, datetime) for r in decoder.decode_many(raws))
+    raws[2] = orjson.dumps({**doc, "event_time": "2019-02-30T10:00:00"})  # the pattern's form, no such day
+    fast = decoder.decode_many(raws)
+    assert [r is None for r in fast] == [i == 2 for i in range(size)]
+    assert fast[3].event_time == datetime(2019, 2, 4, 10)
+    assert isinstance(decoder.many_or_model(raws)[2], ValidationError)
