@@ -90,7 +90,12 @@ class Checkpoint:
         with self.metrics.timing_checkpoint():
             if not self._flush_producer():
                 return False
-            self.in_flight = (self.start_flush(), dict(self.pending), self.metrics.take_staged())
+            try:
+                started = self.start_flush()
+            except Exception as exc:  # noqa: BLE001 - e.g. a store down: the foreground one waits it out
+                log.warning("%s: cannot start a checkpoint in the background (%s)", self.service.name, exc)
+                return self()
+            self.in_flight = (started, dict(self.pending), self.metrics.take_staged())
             self.pending.clear()
             self.last = time.monotonic()
         return True

@@ -39,6 +39,10 @@ class FakeDynamoDB:
         found = [self.items[k["card_token"]["S"]] for k in request["Keys"] if k["card_token"]["S"] in self.items]
         return {"Responses": {table: found}}
 
+    def get_item(self, TableName, Key, ConsistentRead, ProjectionExpression, ExpressionAttributeNames):  # noqa: N803
+        stored = self.items.get(Key["card_token"]["S"])
+        return {} if stored is None else {"Item": {"version": stored["version"], "state": stored["state"]}}
+
     def put_item(self, TableName, Item, ConditionExpression, ExpressionAttributeValues=None):  # noqa: N803
         stored = self.items.get(Item["card_token"]["S"])
         if ConditionExpression == "attribute_not_exists(card_token)":
@@ -88,3 +92,25 @@ def test_a_writer_holding_an_old_state_is_fenced_off():
         raise AssertionError("a stale writer overwrote newer aggregates")
     assert db.items["c" * 32]["amount_max"] == {"N": "7"}
     assert stale.version == 1  # not bumped: the write did not happen
+
+
+def test_a_write_that_landed_before_the_sdk_retried_it_is_not_taken_for_a_stale_state():
+    """A put whose answer was lost (the connection dropped after the write) is retried by the SDK,
+    and the retry's condition fails on that very write: the store sees its own item and goes on."""
+    db = FakeDynamoDB()
+    store = BehaviorStore(db, "t")
+    state = card(5.0)
+    store.save_many({"d" * 32: state})
+    state.apply(1_546_400_000, 9.0, "travel", (0, 5))
+    db.items["d" * 32] = behavior_item("d" * 32, state, 2)  # the first attempt's write
+    store.save_many({"d" * 32: state})  # the retry: version 1 expected, 2 found, but it is ours
+    assert state.version == 2 and db.items["d" * 32] == behavior_item("d" * 32, state, 2)
+    other = card(5.0, 7.0)
+    other.version = 1
+    db.items["e" * 32] = behavior_item("e" * 32, card(5.0, 8.0), 2)  # someone else's version 2
+    try:
+        store.save_many({"e" * 32: other})
+    except StaleStateError:
+        pass
+    else:
+        raise AssertionError("another writer's state was taken for this one's")

@@ -209,3 +209,16 @@ def test_a_transactional_checkpoint_never_goes_to_the_background():
     checkpoint = Checkpoint(FakeConsumer(calls), TransactionalProducer(calls), service,
                             Retry(service, stop, LoopStats()), stop)  # fmt: skip
     assert checkpoint.start_flush is None
+
+
+def test_a_background_checkpoint_that_cannot_start_is_done_in_the_foreground():
+    checkpoint, calls, _ = make_checkpoint(outages=1)
+
+    def start_flush():
+        raise Outage("online checkpoint store down")
+
+    checkpoint.start_flush = start_flush
+    checkpoint.stage({("transactions", 0): 10})
+    assert checkpoint.step() is True
+    assert calls == ["producer.flush", "producer.flush", "service.flush", "service.flush", "commit"]
+    assert checkpoint.consumer.committed_offsets == {("transactions", 0): 10}
