@@ -114,7 +114,10 @@ class BehaviorStore:
         keys = [key(t) for t in tokens]
         found: dict[str, CardBehavior] = {}
         for start in range(0, len(keys), 100):
-            request: dict = {self.table: {"Keys": keys[start : start + 100], **STATE_PROJECTION}}
+            # Strongly consistent: a card reloaded after a rebalance must show its last write,
+            # or the fenced write that follows fails on the version it read.
+            chunk = keys[start : start + 100]
+            request: dict = {self.table: {"Keys": chunk, "ConsistentRead": True, **STATE_PROJECTION}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
