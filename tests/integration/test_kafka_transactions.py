@@ -81,7 +81,8 @@ def test_offsets_sent_in_a_transaction_commit_with_it(clients: Clients) -> None:
     group = clients.settings.namespaced(f"g-{uuid.uuid4().hex[:8]}")
     consumer = Consumer({**clients.kafka_config(), "group.id": group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "isolation.level": "read_committed"})  # fmt: skip
+                         "isolation.level": "read_committed",
+                         "session.timeout.ms": clients.settings.session_timeout_ms})  # fmt: skip
     consumer.subscribe([source])
     got: list = []
     while len(got) < 5:
