@@ -28,13 +28,6 @@ def offset_of(message: Message) -> int:
     return offset
 
 
-def position_of(message: Message) -> tuple[int, int]:
-    """(partition, offset)."""
-    partition, offset = message.partition(), message.offset()
-    assert partition is not None and offset is not None, "an error event, not a message"
-    return partition, offset
-
-
 def value_of(message: Message) -> bytes:
     """The message's bytes; a tombstone (no value) reads as empty, which no event schema accepts."""
     return message.value() or b""

@@ -1,5 +1,7 @@
 """Card state: the scorer's cache of the cards it owns, and their DynamoDB items."""
 
+import pytest
+
 from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError, behavior_item
 from model.behavior import CardBehavior
 from schemas.behavior import decode_state
@@ -108,9 +110,5 @@ def test_a_write_that_landed_before_the_sdk_retried_it_is_not_taken_for_a_stale_
     other = card(5.0, 7.0)
     other.version = 1
     db.items["e" * 32] = behavior_item("e" * 32, card(5.0, 8.0), 2)  # someone else's version 2
-    try:
+    with pytest.raises(StaleStateError):  # another writer's state is not taken for this one's
         store.save_many({"e" * 32: other})
-    except StaleStateError:
-        pass
-    else:
-        raise AssertionError("another writer's state was taken for this one's")
