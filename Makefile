@@ -31,8 +31,10 @@ install: $(STAMP) $(NODE_STAMP) ## create .venv and install txguard with the loc
 demo: $(STAMP) $(NODE_STAMP) ## the main job: embedded stack, sample data, train, replay, score, summary
 	$(VENV)/bin/txguard demo
 
+# Two workers: one runs the integration tests in order on one embedded stack, the other the unit
+# tests meanwhile (tests/conftest.py's scheduler).
 test: lint browser $(NODE_STAMP) ## lint, then unit + integration tests (integration on the embedded stack)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; nothing downloads
 # a browser). Installed as root where apt-get exists; otherwise those tests skip, saying why.
