@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from model.behavior import CardBehavior
-from schemas.behavior import PARTITION_KEY, STATE_PROJECTION, decode_state, encode_item, key
+from schemas.behavior import STATE_PROJECTION, decode_state, encode_item, key
 
 log = logging.getLogger(__name__)
 
@@ -169,18 +169,20 @@ class BehaviorStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            if self._landed(item):
+            stored = self._stored(token)
+            if stored.get("version") == item["version"] and stored.get("state") == item["state"]:
                 # An attempt the client took for failed (a connection lost after the write) had
                 # written it, and the SDK's retry found its own write: done, not stale.
                 log.info("card %s...: the write had landed before its retry", token[:8])
                 return
-            raise StaleStateError(f"card {token[:8]}... changed under this scorer (rebalance?)") from exc
+            found = stored.get("version", {}).get("N", "none")
+            raise StaleStateError(f"card {token[:8]}... changed under this scorer (rebalance?): stored version "
+                                  f"{found}, this write expected {loaded}") from exc  # fmt: skip
 
-    def _landed(self, item: dict) -> bool:
-        """Whether the stored item is ``item``: the same version and the same state."""
+    def _stored(self, token: str) -> dict:
+        """The stored version and state of a card ({} if none)."""
         stored = self.client.get_item(
-            TableName=self.table, Key=key(item[PARTITION_KEY]["S"]), ConsistentRead=True,
+            TableName=self.table, Key=key(token), ConsistentRead=True,
             ProjectionExpression="version, #s", ExpressionAttributeNames={"#s": "state"},
         )  # fmt: skip
-        found = stored.get("Item", {})
-        return found.get("version") == item["version"] and found.get("state") == item["state"]
+        return stored.get("Item", {})
