@@ -114,11 +114,13 @@ class Clients:
         return conn
 
     # AWS: the default credential chain, the settings' region, adaptive retries.
-    def _aws(self, service: str, endpoint: str):
-        return boto3.client(service, **aws_client_options(self.settings, endpoint))
+    def _aws(self, service: str, endpoint: str, *, validate: bool = True):
+        return boto3.client(service, **aws_client_options(self.settings, endpoint, validate=validate))
 
-    def dynamodb(self):
-        return self._aws("dynamodb", self.endpoints.dynamodb_endpoint)
+    def dynamodb(self, *, validate: bool = True):
+        """``validate=False`` for the scorer's card writes: botocore's request validation is about
+        a quarter of each PutItem's client CPU, and the items come from schemas.behavior's codec."""
+        return self._aws("dynamodb", self.endpoints.dynamodb_endpoint, validate=validate)
 
     def s3(self):
         return self._aws("s3", self.endpoints.s3_endpoint)

@@ -253,10 +253,13 @@ class PostgresConnector:
 # --- AWS ---------------------------------------------------------------------------------------
 
 
-def aws_client_options(settings: Settings, endpoint: str) -> dict[str, Any]:
+def aws_client_options(settings: Settings, endpoint: str, *, validate: bool = True) -> dict[str, Any]:
     """boto3 client keywords: the settings' region, adaptive retries, and the default credential
-    chain (environment, profile, SSO, instance or task role); a local endpoint takes any key."""
-    options: dict[str, Any] = {"region_name": settings.aws_region, "config": Config(retries=AWS_RETRIES)}
+    chain (environment, profile, SSO, instance or task role); a local endpoint takes any key.
+    ``validate=False`` skips botocore's check of each request against the API model (the server
+    checks it anyway): for a hot path whose requests come from a codec."""
+    config = Config(retries=AWS_RETRIES, parameter_validation=validate)
+    options: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if endpoint:
         options["endpoint_url"] = endpoint
         if endpoint.startswith(("http://127.0.0.1", "http://localhost")):

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+from botocore.exceptions import ParamValidationError
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
@@ -333,3 +334,15 @@ def test_aws_clients_use_the_credential_chain_region_and_adaptive_retries(aws_cr
     assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
     local = aws_client_options(Settings(), "http://127.0.0.1:5000")
     assert local["endpoint_url"] == "http://127.0.0.1:5000" and local["aws_access_key_id"] == "local"
+
+
+def test_a_client_without_request_validation_still_sends_what_the_server_checks(aws_credentials):
+    from botocore.stub import Stubber
+
+    checked = boto3.client("dynamodb", **aws_client_options(Settings(), "http://127.0.0.1:5000"))
+    unchecked = boto3.client("dynamodb", **aws_client_options(Settings(), "http://127.0.0.1:5000", validate=False))
+    with Stubber(unchecked) as stub:  # a request the API model refuses goes out: the server is the judge
+        stub.add_response("put_item", {}, {"TableName": "cards", "Item": {"k": {"S": 5}}})
+        unchecked.put_item(TableName="cards", Item={"k": {"S": 5}})
+    with pytest.raises(ParamValidationError):
+        checked.put_item(TableName="cards", Item={"k": {"S": 5}})
