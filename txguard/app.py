@@ -361,7 +361,8 @@ class App:
         registry = self.registry()
         scorer = ScorerService(
             self.settings.topic(TRANSACTIONS), self.settings.topic(SCORES), self.settings.topic(ALERTS),
-            BehaviorStore(self.clients.dynamodb(validate=False), self.settings.behavior_table), registry.load_current(), producer,
+            BehaviorStore(self.clients.dynamodb(validate=False), self.settings.behavior_table),
+            registry.load_current(), producer,
             threshold=self.settings.alert_threshold,
             online_checkpoint=registry.online_checkpoint(self.settings.namespace),
             shadow=registry.load_shadow(), registry=registry, model_poll_s=self.settings.model_poll_s,
