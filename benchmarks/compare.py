@@ -24,11 +24,12 @@ PREVIOUS = RESULTS / "previous"
 HEADLINES = {
     "producer": ["events_per_s", "peak_rss_mb"],
     "pipeline": ["pipeline_events_per_s", "bare_consume_copy_events_per_s", "pipeline_vs_bare_ratio"],
-    "cpu": ["cpu_us_per_event_total", "cpu_us_per_event.*.*"],
+    "cpu": ["cpu_us_per_event_total", "cpu_us_per_event.*.*", "peak_rss_mb.*"],
     "profile": ["seconds"],
     "peer": ["txguard_persist.events_per_s", "quix_streams_peer.events_per_s", "txguard_vs_peer_ratio"],
     "scaling": ["runs.*.events_per_s"],
     "latency": ["rates.*.p50_ms", "rates.*.p99_ms", "rates.*.max_ms", "alerts.*.p99_ms"],
+    "memory": ["scorer_distinct_cards.peak_rss_mb", "scorer_distinct_cards.cpu_seconds"],
     "views": ["summary_execution_ms.*.after_ms", "rollup_refresh_seconds"],
 }
 LABELS = ("scorer_processes", "events_per_s")  # scaling runs by process count, latency rows by rate

@@ -68,6 +68,12 @@ class CpuMeter:
         return self.seconds
 
 
+def memory_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A process's resident memory now (``VmRSS``) or its peak so far (``VmHWM``), in MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
 def per_event_us(seconds: dict[str, float], events: int) -> dict[str, float]:
     return {name: round(s / events * 1e6, 1) for name, s in seconds.items()}
 

@@ -20,7 +20,7 @@ import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from benchmarks.cpu import CpuMeter, per_event_us, server_pids
+from benchmarks.cpu import CpuMeter, memory_mb, per_event_us, server_pids
 from benchmarks.cpu import table as cpu_table
 from schemas.topics import TRANSACTIONS
 from txguard import stack
@@ -243,15 +243,18 @@ def bench_pipeline(
         _wait_for_counts(clients, ("transactions", "scores"), events)
         pipeline_s = time.perf_counter() - t0
         drain_cpu = meter.stop()
+        peak_rss = {s: round(memory_mb(p.pid, "VmHWM"), 1) for s, p in zip(services, procs, strict=True)}
     finally:
         _stop(procs)
     phases = {"send": send_cpu, "drain": drain_cpu}
     print(cpu_table(phases, events))
+    print("peak RSS (MiB): " + ", ".join(f"{s} {mb:,.0f}" for s, mb in peak_rss.items()))
     _write("cpu", {"dataset": path.name, "events": events, **_sizes(clients, events),
                    "cpu_seconds": {ph: {k: round(v, 2) for k, v in cpu.items()} for ph, cpu in phases.items()},
                    "cpu_us_per_event": {ph: per_event_us(cpu, events) for ph, cpu in phases.items()},
                    "cpu_us_per_event_total": round(sum(sum(c.values()) for c in phases.values()) / events * 1e6, 1),
                    "pipeline_events_per_s": round(events / pipeline_s),
+                   "peak_rss_mb": peak_rss,  # over the whole drain (Linux VmHWM)
                    "note": "send: the replay (CSV -> validation -> tokens -> JSON -> broker); drain: persist + scorer "
                            "running together. postgresql = postmaster + every backend (exited ones too); dynamodb = "
                            "the embedded endpoint (moto or dynalite). Measured with psutil from each process's own "
@@ -268,7 +271,7 @@ def bench_pipeline(
     }
 
 
-STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency")
+STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency", "memory")
 
 
 def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namespace) -> None:
@@ -294,6 +297,16 @@ def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namesp
 
         rates = [int(r) for r in args.latency_rates.split(",")]
         bench_latency(settings, path, rates, args.latency_seconds)
+    elif stage == "memory":
+        from benchmarks.scorer import main as bench_scorer
+
+        # The scorer alone (no servers: a store that keeps nothing), so its RSS is its own.
+        cards = bench_scorer(["--data", str(path), "--distinct-cards", str(args.memory_cards)])
+        _write("memory", {"dataset": path.name, "scorer_distinct_cards": cards,
+                          "note": "the scorer's RSS with distinct_cards new cards streaming through, one event "
+                                  "each: its card cache bounded at cache_capacity, the overflow written ahead "
+                                  "of eviction; persist's and the scorer's peak RSS in the pipeline run are "
+                                  "in cpu.json (peak_rss_mb)"})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling-processes", default="1,2,4", help="scaling: scorer process counts")
     ap.add_argument("--latency-rates", default="1000,5000,10000", help="latency: steady rates, events/s")
     ap.add_argument("--latency-seconds", type=float, default=30.0, help="latency: seconds at each rate")
+    ap.add_argument("--memory-cards", type=int, default=1_000_000, help="memory: distinct cards through the scorer")
     args = ap.parse_args(argv)
     TRAIN_FRACTION = args.train_fraction
     stages = [s for s in STAGES if s in (args.only or STAGES)]

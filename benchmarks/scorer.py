@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from benchmarks.cpu import memory_mb
 from consumers.scorer import ScorerService
 from model.behavior import CardBehavior
 from model.train import train
@@ -105,14 +106,9 @@ class _DroppingStore:
         self.saved += len(states)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-
-
 def _distinct_cards(scorer: ScorerService, templates: list[_Message], cards: int, batch: int) -> dict:
     """Stream ``cards`` events, each of a card never seen before, in batches of ``batch``."""
-    rss_before = _rss_mb()
+    rss_before = memory_mb()
     t0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, cards, batch):
         messages = []
@@ -131,7 +127,7 @@ def _distinct_cards(scorer: ScorerService, templates: list[_Message], cards: int
         "seconds": round(time.perf_counter() - t0, 2),
         "cpu_seconds": round(time.process_time() - cpu0, 2),
         "rss_mb_before": round(rss_before, 1),
-        "rss_mb_after": round(_rss_mb(), 1),
+        "rss_mb_after": round(memory_mb(), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
