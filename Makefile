@@ -70,7 +70,7 @@ $(PEER_VENV)/.installed: benchmarks/peer-requirements.txt
 	touch $(PEER_VENV)/.installed
 
 # BENCH_ARGS: flags of benchmarks.run, e.g. BENCH_ARGS='--only latency --latency-seconds 10'.
-bench: $(BENCH_STAMP) $(PEER_VENV)/.installed ## all benchmarks (~20 min), JSON in benchmarks/results/, compared with the last
+bench: $(BENCH_STAMP) $(PEER_VENV)/.installed ## all benchmarks (~25 min), JSON in benchmarks/results/, compared with the last
 	$(PY) -m benchmarks.compare save
 	@# every step runs and the comparison is printed even when one fails; then make fails
 	@status=0; \

@@ -63,7 +63,9 @@ def summarise(collapsed: Path) -> dict:
     }
 
 
-def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
+def bench_profile(settings: Settings, path: Path, limit: int, gil_only: bool = False) -> dict:
+    """``gil_only``: sample only the threads that hold the GIL (``py-spy --gil``), Python's own CPU;
+    otherwise a thread waiting for a core or the GIL counts as busy."""
     from txguard.supervisor import ready_marker
 
     events, _ = _train_and_preload(settings, path, limit=limit)
@@ -76,7 +78,8 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
         RESULTS.mkdir(exist_ok=True)
         for s in SERVICES:
             (RESULTS / f"profile-{s}.collapsed").unlink(missing_ok=True)  # never summarise an earlier run's
-        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(p.pid), "--rate", "100", "--nonblocking",
+        gil_flag = ["--gil"] if gil_only else []
+        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(p.pid), "--rate", "100", "--nonblocking", *gil_flag,
                                    "--format", "raw", "--output", str(RESULTS / f"profile-{s}.collapsed")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for s, p in zip(SERVICES, procs, strict=True)]  # fmt: skip
@@ -94,10 +97,9 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
         raise RuntimeError(f"py-spy wrote no profile of {', '.join(missing)}")
     profiles = {s: summarise(RESULTS / f"profile-{s}.collapsed") for s in SERVICES}
     lines = []
+    sampled = "threads holding the GIL" if gil_only else "every thread, idle ones left out"
     for service, prof in profiles.items():
-        lines.append(
-            f"== {service}: {prof['samples']} samples at 100 Hz (every thread, idle ones left out), {events} events =="
-        )
+        lines.append(f"== {service}: {prof['samples']} samples at 100 Hz ({sampled}), {events} events ==")
         lines.append("self %   function")
         lines += [f"{e['pct']:6.1f}   {e['function']}" for e in prof["self_pct"]]
         lines.append("inclusive %   function")
@@ -105,6 +107,7 @@ def bench_profile(settings: Settings, path: Path, limit: int) -> dict:
         lines.append("")
     (RESULTS / "profile-summary.txt").write_text("\n".join(lines))
     print("\n".join(lines))
-    _write("profile", {"events": events, "seconds": round(seconds, 2), "profiler": "py-spy record --nonblocking",
-                       "services": profiles}, show=False)  # fmt: skip
+    profiler = " ".join(["py-spy record --nonblocking", *gil_flag])
+    _write("profile", {"events": events, "seconds": round(seconds, 2), "profiler": profiler, "services": profiles},
+           show=False)  # fmt: skip
     return profiles

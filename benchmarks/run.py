@@ -282,7 +282,7 @@ def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namesp
     elif stage == "profile":
         from benchmarks.pyspy import bench_profile
 
-        bench_profile(settings, path, args.profile_events)
+        bench_profile(settings, path, args.profile_events, gil_only=args.profile_gil)
     elif stage == "peer":
         from benchmarks.peer import bench_peer
 
@@ -319,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of the data's event time to train on (once a run), the rest is replayed")  # fmt: skip
     ap.add_argument("--events", type=int, help="pipeline: drain at most this many events (default: all after training)")
     ap.add_argument("--profile-events", type=int, default=200_000, help="profile: events drained under py-spy")
+    ap.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="profile: sample only the threads holding the GIL (py-spy --gil): Python's CPU, not its waits",
+    )
     ap.add_argument("--peer-events", type=int, default=300_000, help="peer: events persisted by each persist job")
     ap.add_argument("--scaling-events", type=int, default=200_000, help="scaling: events scored per run")
     ap.add_argument("--scaling-processes", default="1,2,4", help="scaling: scorer process counts")
