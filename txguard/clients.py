@@ -118,8 +118,8 @@ class Clients:
         return boto3.client(service, **aws_client_options(self.settings, endpoint, validate=validate))
 
     def dynamodb(self, *, validate: bool = True):
-        """``validate=False`` for the scorer's card writes: botocore's request validation is about
-        a quarter of each PutItem's client CPU, and the items come from schemas.behavior's codec."""
+        """``validate=False`` for the scorer's card writes: botocore's request validation is a good
+        part of each PutItem's client CPU, and the items come from schemas.behavior's codec."""
         return self._aws("dynamodb", self.endpoints.dynamodb_endpoint, validate=validate)
 
     def s3(self):
