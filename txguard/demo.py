@@ -108,6 +108,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         if not wait_until_stored(app, procs, stats.accepted, labels=options.labels):
             return 1
         elapsed = time.monotonic() - t0
+        wait_until_consumed(app, procs)
         serving = options.serve  # the services stay up while the dashboard serves: verdicts become labels
     finally:
         if not serving:
@@ -157,6 +158,28 @@ def wait_until_stored(app: App, procs: list, sent: int, labels: bool = True) -> 
                 bar.write("  a consumer service exited early; see its log above", file=sys.stderr)
                 return False
             time.sleep(1.0)
+
+
+def wait_until_consumed(app: App, procs: list) -> None:
+    """Until every service's group has read everything: the learner trails persist and the scorer,
+    and the embedded broker keeps events in memory only (`txguard stack down` refuses to lose any)."""
+    from txguard.clients import unconsumed
+
+    left = sum(unconsumed(app.clients, idle_s=1.0).values())
+    if not left:
+        return
+    last_change = time.monotonic()
+    with console.progress_bar("  every service reads the rest", total=left, unit="events") as bar:
+        while left:
+            if any(p.poll() is not None for p in procs) or time.monotonic() - last_change > STALL_S:
+                bar.write(f"  {left:,} events not yet consumed (`txguard stack down` will say by which service)",
+                          file=sys.stderr)  # fmt: skip
+                return
+            time.sleep(1.0)
+            now = sum(unconsumed(app.clients, idle_s=1.0).values())
+            if now != left:
+                bar.update(max(left - now, 0))
+                left, last_change = now, time.monotonic()
 
 
 def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | None = None) -> None:

@@ -49,3 +49,30 @@ def test_the_summary_prints_every_detector_and_the_alerts_against_the_budget(cap
     assert "secret" not in out
     assert app.reported == {"out": tmp_path / "demo_report", "budget": 5.0}
     assert f"report:              {tmp_path / 'demo_report' / 'report.html'}" in out
+
+
+class _Running:
+    def poll(self) -> None:
+        return None
+
+
+def test_the_demo_waits_until_every_group_has_read_everything(tmp_path, monkeypatch, capsys):
+    from txguard import clients, demo
+
+    lags = iter([{"learner": 500, "scorer": 0}, {"learner": 200}, {"learner": 200}, {"learner": 0}])
+    monkeypatch.setattr(clients, "unconsumed", lambda _clients, idle_s: next(lags))  # the broker's answer
+    monkeypatch.setattr(demo.time, "sleep", lambda _s: None)
+    demo.wait_until_consumed(FakeApp(tmp_path), [_Running()])
+    assert next(lags, "read") == "read"  # asked until the lag was 0, and no further
+    assert "not yet consumed" not in capsys.readouterr().err
+
+
+def test_a_learner_that_stops_reading_is_reported_not_waited_for_forever(tmp_path, monkeypatch, capsys):
+    from txguard import clients, demo
+
+    monkeypatch.setattr(clients, "unconsumed", lambda _clients, idle_s: {"learner": 300})
+    clock = iter(range(0, 10_000, 30))
+    monkeypatch.setattr(demo.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(demo.time, "sleep", lambda _s: None)
+    demo.wait_until_consumed(FakeApp(tmp_path), [_Running()])
+    assert "300 events not yet consumed" in capsys.readouterr().err
