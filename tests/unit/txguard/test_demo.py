@@ -6,6 +6,8 @@ import copy
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from tests.unit.txguard.test_evaluate import RESULT
 from txguard.demo import print_summary
 from txguard.settings import Settings
@@ -76,3 +78,12 @@ def test_a_learner_that_stops_reading_is_reported_not_waited_for_forever(tmp_pat
     monkeypatch.setattr(demo.time, "sleep", lambda _s: None)
     demo.wait_until_consumed(FakeApp(tmp_path), [_Running()])
     assert "300 events not yet consumed" in capsys.readouterr().err
+
+
+def test_with_an_external_kafka_the_demo_does_not_wait_for_its_groups(tmp_path, monkeypatch):
+    from txguard import clients, demo
+
+    monkeypatch.setattr(clients, "unconsumed", lambda *_a, **_k: pytest.fail("asked an external Kafka"))
+    app = FakeApp(tmp_path)
+    app.settings = Settings(home=tmp_path, namespace="demo", kafka_bootstrap="kafka.example:9092")
+    demo.wait_until_consumed(app, [_Running()])
