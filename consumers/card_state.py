@@ -7,9 +7,16 @@ The item shape is ``schemas.behavior``'s; the state itself is ``model.behavior``
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -186,3 +193,71 @@ class BehaviorStore:
             ProjectionExpression="version, #s", ExpressionAttributeNames={"#s": "state"},
         )  # fmt: skip
         return stored.get("Item", {})
+
+
+# The card writer's side (one per child process): its store, made by its initializer.
+_child_store: BehaviorStore | None = None
+
+
+class CardWriter:
+    """``BehaviorStore.put_items`` in a child process with its own DynamoDB client.
+
+    botocore spends ~2 ms of Python per PutItem: a checkpoint of a thousand cards written
+    by threads of the scorer's own process held its GIL for seconds, and scoring stalled
+    meanwhile (latency p99 of seconds). A child process writes them on the other core.
+    ``client_factory`` (picklable: e.g. a ``functools.partial`` of ``boto3.client``) makes
+    the child's client. The child exits with ``close`` or, if the scorer dies, on its own.
+    """
+
+    def __init__(self, client_factory: Callable[[], Any], table: str, concurrency: int = 8):
+        self.client_factory, self.table, self.concurrency = client_factory, table, concurrency
+        self._executor: ProcessPoolExecutor | None = None
+
+    def submit(self, items: Mapping[str, tuple[dict, int]]) -> Future[tuple[list[str], BaseException | None]]:
+        """Write ``items`` in the child, started at the first call (and again if it died)."""
+        try:
+            return self._child().submit(_put_items, dict(items))
+        except BrokenProcessPool:
+            log.warning("card writer: its process died; starting another")
+            self._executor = None
+            return self._child().submit(_put_items, dict(items))
+
+    def _child(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn, not fork: the scorer's process runs librdkafka's threads.
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_child,
+                initargs=(self.client_factory, self.table, self.concurrency),
+            )  # fmt: skip
+        return self._executor
+
+    def close(self) -> None:
+        """Wait for the writes under way, then stop the child."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+def _start_child(client_factory: Callable[[], Any], table: str, concurrency: int) -> None:
+    global _child_store
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the scorer, which stops this
+    _child_store = BehaviorStore(client_factory(), table, concurrency)
+    parent = multiprocessing.parent_process()
+    assert parent is not None, "the card writer runs in a child process"
+    threading.Thread(target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Exit once the scorer's process has ended, killed or not (its writes are uncommitted)."""
+    wait([parent_sentinel])
+    os._exit(0)
+
+
+def _put_items(items: dict[str, tuple[dict, int]]) -> tuple[list[str], BaseException | None]:
+    assert _child_store is not None, "the card writer's store is made by its initializer"
+    written, error = _child_store.put_items(items)
+    try:
+        pickle.dumps(error)
+    except Exception:  # noqa: BLE001 - the scorer gets the error's class and message instead
+        error = RuntimeError(f"{type(error).__name__}: {error}")
+    return written, error

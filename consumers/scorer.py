@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import Message, Producer
 
-from consumers.card_state import BehaviorCache, BehaviorStore, StaleStateError, encode_states
+from consumers.card_state import BehaviorCache, BehaviorStore, CardWriter, StaleStateError, encode_states
 from model.behavior import CardBehavior
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
@@ -105,7 +105,10 @@ class CardWrites:
 
     def finish(self) -> None:
         """The written states move to their new version; the others are changed-since-the-checkpoint again."""
-        written, error = self.future.result()
+        try:
+            written, error = self.future.result()
+        except Exception as exc:  # noqa: BLE001 - the writer failed (its process died): none known written
+            written, error = [], exc
         self.cache.saving.clear()
         for token in written:
             self.states[token].version = self.items[token][1] + 1
@@ -149,6 +152,7 @@ class ScorerService:
         drift_topic: str | None = None,
         instance: str | None = None,
         partition_count: int | None = None,
+        card_writer: CardWriter | None = None,
     ):
         self.topics = [topic]
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
@@ -158,6 +162,8 @@ class ScorerService:
         self.threshold = threshold
         self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
+        # Where a checkpoint's card writes run: a child process (see CardWriter), or else a thread.
+        self.card_writer = card_writer
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")  # one checkpoint at a time
         self.evicted_unsaved = 0  # states written to DynamoDB ahead of a checkpoint to bound the cache
         self.scored = 0
@@ -391,7 +397,11 @@ class ScorerService:
         items = encode_states(states)
         self.cache.dirty.clear()
         self.cache.saving = set(items)
-        return CardWrites(self.cache, states, items, self._writer.submit(self.store.put_items, items))
+        if self.card_writer is not None:
+            future = self.card_writer.submit(items)
+        else:
+            future = self._writer.submit(self.store.put_items, items)
+        return CardWrites(self.cache, states, items, future)
 
     def refresh_models(self) -> None:
         """Before a batch: take up a newly promoted or shadowed version, and the learner's latest
@@ -473,5 +483,7 @@ class ScorerService:
             budget.forget_sources()
 
     def close(self) -> None:
-        """At shutdown, keep what the online detector learned."""
+        """At shutdown, keep what the online detector learned, and stop the card writer."""
         self.save_online()
+        if self.card_writer is not None:
+            self.card_writer.close()

@@ -347,7 +347,7 @@ class App:
         raise AppError(f"no service {name!r}: one of {', '.join(SERVICE_NAMES)}")
 
     def _scorer(self) -> tuple[Service, Any]:
-        from consumers.card_state import BehaviorStore
+        from consumers.card_state import BehaviorStore, CardWriter
         from consumers.scorer import ScorerService
         from streaming.reader import topic_partitions
 
@@ -369,6 +369,7 @@ class App:
             namespace=self.settings.namespace,
             drift_topic=self.settings.topic(DRIFT),
             partition_count=len(topic_partitions(producer, self.settings.topic(TRANSACTIONS))),
+            card_writer=CardWriter(self.clients.dynamodb_maker(validate=False), self.settings.behavior_table),
         )  # fmt: skip
         return scorer, producer
 

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from datetime import date
+from functools import partial
 from importlib import resources
 
 import boto3
@@ -120,7 +121,12 @@ class Clients:
     def dynamodb(self, *, validate: bool = True):
         """``validate=False`` for the scorer's card writes: botocore's request validation is a good
         part of each PutItem's client CPU, and the items come from schemas.behavior's codec."""
-        return self._aws("dynamodb", self.endpoints.dynamodb_endpoint, validate=validate)
+        return self.dynamodb_maker(validate=validate)()
+
+    def dynamodb_maker(self, *, validate: bool = True) -> partial:
+        """What makes :meth:`dynamodb`'s client, picklable: for a child process to make its own."""
+        options = aws_client_options(self.settings, self.endpoints.dynamodb_endpoint, validate=validate)
+        return partial(boto3.client, "dynamodb", **options)
 
     def s3(self):
         return self._aws("s3", self.endpoints.s3_endpoint)

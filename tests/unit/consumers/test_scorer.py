@@ -2,6 +2,8 @@
 
 import copy
 import logging
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -406,6 +408,30 @@ def test_cards_a_background_checkpoint_could_not_write_are_written_by_the_next(k
     scorer.flush()
     assert {t: int(item["version"]["N"]) for t, item in db.items.items()} == {t: 1 for t in scorer.cache}
     assert all(s.version == 1 for s in scorer.cache.values())
+
+
+class DeadWriter:
+    """A card writer whose process died: every write it was given fails as a whole."""
+
+    def submit(self, items):
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("the card writer's process died"))
+        return future
+
+
+def test_when_the_card_writer_dies_every_card_of_its_checkpoint_is_written_by_the_next(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    db = FakeDynamoDB()
+    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer(),
+                           card_writer=DeadWriter())  # fmt: skip
+    scorer.process([Decoded(m, scorer.decode(m)) for m in transaction_messages(kaggle_csv)])
+    cards = set(scorer.cache.dirty)
+    writes = scorer.start_flush()
+    with pytest.raises(BrokenProcessPool):
+        writes.finish()
+    assert scorer.cache.dirty == cards and not scorer.cache.saving and not db.items
+    scorer.flush()  # the loop's foreground checkpoint, in this process
+    assert {t: int(item["version"]["N"]) for t, item in db.items.items()} == {t: 1 for t in cards}
 
 
 @pytest.mark.parametrize("microseconds", [False, True])
