@@ -199,8 +199,14 @@ class BehaviorStore:
 _child_store: BehaviorStore | None = None
 
 
+def write_snapshot(store: BehaviorStore, snapshot: bytes) -> tuple[list[str], BaseException | None]:
+    """``store.put_items`` of pickled states (``{token: CardBehavior}``, as the caller had them):
+    encoded here, off the thread that took the snapshot and goes on changing the states."""
+    return store.put_items(encode_states(pickle.loads(snapshot)))
+
+
 class CardWriter:
-    """``BehaviorStore.put_items`` in a child process with its own DynamoDB client.
+    """:func:`write_snapshot` in a child process with its own DynamoDB client.
 
     botocore spends ~2 ms of Python per PutItem: a checkpoint of a thousand cards written
     by threads of the scorer's own process held its GIL for seconds, and scoring stalled
@@ -213,14 +219,14 @@ class CardWriter:
         self.client_factory, self.table, self.concurrency = client_factory, table, concurrency
         self._executor: ProcessPoolExecutor | None = None
 
-    def submit(self, items: Mapping[str, tuple[dict, int]]) -> Future[tuple[list[str], BaseException | None]]:
-        """Write ``items`` in the child, started at the first call (and again if it died)."""
+    def submit(self, snapshot: bytes) -> Future[tuple[list[str], BaseException | None]]:
+        """Write the pickled states in the child, started at the first call (and again if it died)."""
         try:
-            return self._child().submit(_put_items, dict(items))
+            return self._child().submit(_write, snapshot)
         except BrokenProcessPool:
             log.warning("card writer: its process died; starting another")
             self._executor = None
-            return self._child().submit(_put_items, dict(items))
+            return self._child().submit(_write, snapshot)
 
     def _child(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -253,9 +259,9 @@ def _exit_with(parent_sentinel: int) -> None:
     os._exit(0)
 
 
-def _put_items(items: dict[str, tuple[dict, int]]) -> tuple[list[str], BaseException | None]:
+def _write(snapshot: bytes) -> tuple[list[str], BaseException | None]:
     assert _child_store is not None, "the card writer's store is made by its initializer"
-    written, error = _child_store.put_items(items)
+    written, error = write_snapshot(_child_store, snapshot)
     try:
         pickle.dumps(error)
     except Exception:  # noqa: BLE001 - the scorer gets the error's class and message instead

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import Message, Producer
 
-from consumers.card_state import BehaviorCache, BehaviorStore, CardWriter, StaleStateError, encode_states
+from consumers.card_state import BehaviorCache, BehaviorStore, CardWriter, StaleStateError, write_snapshot
 from model.behavior import CardBehavior
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
@@ -96,9 +97,10 @@ def _as_datetime(t: datetime | float) -> datetime:
 class CardWrites:
     """A checkpoint's card writes running in the background (``ScorerService.start_flush``)."""
 
-    def __init__(self, cache: BehaviorCache, states: dict[str, CardBehavior], items: dict[str, tuple[dict, int]],
+    def __init__(self, cache: BehaviorCache, states: dict[str, CardBehavior], loaded: dict[str, int],
                  future: Future[tuple[list[str], BaseException | None]]):  # fmt: skip
-        self.cache, self.states, self.items, self.future = cache, states, items, future
+        # ``loaded``: each state's version when written, the one the write is conditioned on.
+        self.cache, self.states, self.loaded, self.future = cache, states, loaded, future
 
     def done(self) -> bool:
         return self.future.done()
@@ -111,8 +113,8 @@ class CardWrites:
             written, error = [], exc
         self.cache.saving.clear()
         for token in written:
-            self.states[token].version = self.items[token][1] + 1
-        for token in self.items.keys() - set(written):
+            self.states[token].version = self.loaded[token] + 1
+        for token in self.loaded.keys() - set(written):
             if self.cache.get(token) is self.states[token]:  # not dropped (a rebalance) meanwhile
                 self.cache.dirty.add(token)
         if isinstance(error, StaleStateError):
@@ -389,19 +391,20 @@ class ScorerService:
         self.save_online()
 
     def start_flush(self) -> CardWrites:
-        """``flush``, the card writes in the background: the changed states are encoded now and
-        written while the next batches are scored (a checkpoint of many cards would otherwise
-        hold every event behind it); the loop commits once ``CardWrites.finish`` succeeds."""
+        """``flush``, the card writes in the background: the changed states are pickled now (scoring
+        goes on changing them), then encoded and written while the next batches are scored (a
+        checkpoint of many cards would otherwise hold every event behind it); the loop commits once
+        ``CardWrites.finish`` succeeds."""
         self.save_online()  # small, and the detector it reads keeps learning on this thread
         states = {t: self.cache[t] for t in self.cache.dirty}
-        items = encode_states(states)
+        snapshot = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
         self.cache.dirty.clear()
-        self.cache.saving = set(items)
+        self.cache.saving = set(states)
         if self.card_writer is not None:
-            future = self.card_writer.submit(items)
+            future = self.card_writer.submit(snapshot)
         else:
-            future = self._writer.submit(self.store.put_items, items)
-        return CardWrites(self.cache, states, items, future)
+            future = self._writer.submit(write_snapshot, self.store, snapshot)
+        return CardWrites(self.cache, states, {t: s.version for t, s in states.items()}, future)
 
     def refresh_models(self) -> None:
         """Before a batch: take up a newly promoted or shadowed version, and the learner's latest

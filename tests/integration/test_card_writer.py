@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from consumers.card_state import BehaviorStore, CardWriter, StaleStateError, behavior_item, encode_states
+from consumers.card_state import BehaviorStore, CardWriter, StaleStateError, behavior_item
 from model.behavior import CardBehavior
 from tests.integration.conftest import wait_for
 from txguard.clients import Clients
@@ -31,7 +32,7 @@ def test_the_child_writes_fenced_cards_and_reports_a_stale_one(clients: Clients)
     writer = CardWriter(clients.dynamodb_maker(validate=False), table)
     try:
         cards = {f"writer-card-{i:02d}": _card([10.0 + i, 20.0]) for i in range(20)}
-        written, error = writer.submit(encode_states(cards)).result(timeout=60)
+        written, error = writer.submit(pickle.dumps(cards)).result(timeout=60)
         assert error is None and sorted(written) == sorted(cards)
         children = multiprocessing.active_children()
         assert len(children) == 1 and children[0].pid != os.getpid()  # written by the child
@@ -41,7 +42,7 @@ def test_the_child_writes_fenced_cards_and_reports_a_stale_one(clients: Clients)
         }  # the item the codec makes of each state, at version 1
         # A writer that still holds a card's state from before (version 0): refused, and named.
         other = {"writer-card-00": _card([99.0])}
-        written, error = writer.submit(encode_states(other)).result(timeout=60)
+        written, error = writer.submit(pickle.dumps(other)).result(timeout=60)
         assert written == [] and isinstance(error, StaleStateError)
         assert "stored version 1, this write expected 0" in str(error)
     finally:
@@ -50,15 +51,15 @@ def test_the_child_writes_fenced_cards_and_reports_a_stale_one(clients: Clients)
 
 
 PARENT = """
-import multiprocessing, sys, time
-from consumers.card_state import CardWriter, encode_states
+import multiprocessing, pickle, sys, time
+from consumers.card_state import CardWriter
 from model.behavior import CardBehavior
 from txguard.clients import Clients
 from txguard.settings import Settings
 
 clients = Clients(Settings(home=sys.argv[1], namespace=sys.argv[2]))
 writer = CardWriter(clients.dynamodb_maker(validate=False), clients.settings.behavior_table)
-print(writer.submit(encode_states({"orphan-card": CardBehavior()})).result(timeout=60)[1], flush=True)
+print(writer.submit(pickle.dumps({"orphan-card": CardBehavior()})).result(timeout=60)[1], flush=True)
 print(multiprocessing.active_children()[0].pid, flush=True)
 time.sleep(600)
 """
