@@ -398,12 +398,13 @@ class ScorerService:
         self.save_online()  # small, and the detector it reads keeps learning on this thread
         states = {t: self.cache[t] for t in self.cache.dirty}
         snapshot = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
-        self.cache.dirty.clear()
-        self.cache.saving = set(states)
         if self.card_writer is not None:
             future = self.card_writer.submit(snapshot)
         else:
             future = self._writer.submit(write_snapshot, self.store, snapshot)
+        # Only once submitted: a writer that cannot start leaves them to the foreground checkpoint.
+        self.cache.dirty.clear()
+        self.cache.saving = set(states)
         return CardWrites(self.cache, states, {t: s.version for t, s in states.items()}, future)
 
     def refresh_models(self) -> None:

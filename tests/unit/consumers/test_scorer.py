@@ -434,6 +434,25 @@ def test_when_the_card_writer_dies_every_card_of_its_checkpoint_is_written_by_th
     assert {t: int(item["version"]["N"]) for t, item in db.items.items()} == {t: 1 for t in cards}
 
 
+class UnstartableWriter:
+    def submit(self, snapshot):
+        raise BrokenProcessPool("cannot start the card writer's process")
+
+
+def test_a_checkpoint_whose_writer_cannot_start_leaves_every_changed_card_to_the_foreground_one(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    db = FakeDynamoDB()
+    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer(),
+                           card_writer=UnstartableWriter())  # fmt: skip
+    scorer.process([Decoded(m, scorer.decode(m)) for m in transaction_messages(kaggle_csv)])
+    cards = set(scorer.cache.dirty)
+    with pytest.raises(BrokenProcessPool):
+        scorer.start_flush()
+    assert scorer.cache.dirty == cards and not scorer.cache.saving
+    scorer.flush()
+    assert set(db.items) == cards
+
+
 @pytest.mark.parametrize("microseconds", [False, True])
 def test_event_times_become_epoch_seconds_and_texts_a_column_at_a_time_as_one_by_one(microseconds):
     rng = np.random.default_rng(5)
