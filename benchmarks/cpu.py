@@ -74,6 +74,22 @@ def memory_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
+def tree_memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """:func:`memory_mb` of a process plus its children (the scorer's card writer): for peaks, the
+    sum of each one's own peak, an upper bound."""
+    try:
+        children = [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        children = []
+    total = memory_mb(pid, field)
+    for child in children:
+        try:
+            total += memory_mb(child, field)
+        except FileNotFoundError:  # exited meanwhile
+            pass
+    return total
+
+
 def per_event_us(seconds: dict[str, float], events: int) -> dict[str, float]:
     return {name: round(s / events * 1e6, 1) for name, s in seconds.items()}
 

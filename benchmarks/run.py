@@ -20,7 +20,7 @@ import traceback
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from benchmarks.cpu import CpuMeter, memory_mb, per_event_us, server_pids
+from benchmarks.cpu import CpuMeter, per_event_us, server_pids, tree_memory_mb
 from benchmarks.cpu import table as cpu_table
 from schemas.topics import TRANSACTIONS
 from txguard import stack
@@ -243,7 +243,7 @@ def bench_pipeline(
         _wait_for_counts(clients, ("transactions", "scores"), events)
         pipeline_s = time.perf_counter() - t0
         drain_cpu = meter.stop()
-        peak_rss = {s: round(memory_mb(p.pid, "VmHWM"), 1) for s, p in zip(services, procs, strict=True)}
+        peak_rss = {s: round(tree_memory_mb(p.pid, "VmHWM"), 1) for s, p in zip(services, procs, strict=True)}
     finally:
         _stop(procs)
     phases = {"send": send_cpu, "drain": drain_cpu}
@@ -254,7 +254,7 @@ def bench_pipeline(
                    "cpu_us_per_event": {ph: per_event_us(cpu, events) for ph, cpu in phases.items()},
                    "cpu_us_per_event_total": round(sum(sum(c.values()) for c in phases.values()) / events * 1e6, 1),
                    "pipeline_events_per_s": round(events / pipeline_s),
-                   "peak_rss_mb": peak_rss,  # over the whole drain (Linux VmHWM)
+                   "peak_rss_mb": peak_rss,  # over the whole drain (Linux VmHWM), each with its children
                    "note": "send: the replay (CSV -> validation -> tokens -> JSON -> broker); drain: persist + scorer "
                            "running together. postgresql = postmaster + every backend (exited ones too); dynamodb = "
                            "the embedded endpoint (moto or dynalite). Measured with psutil from each process's own "

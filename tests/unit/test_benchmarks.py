@@ -4,14 +4,16 @@ the capacity model, the old/new comparison and the latency percentiles (no serve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from benchmarks import compare
 from benchmarks.capacity import markdown, model
-from benchmarks.cpu import CpuMeter, per_event_us, table
+from benchmarks.cpu import CpuMeter, memory_mb, per_event_us, table, tree_memory_mb
 from benchmarks.latency import _per_second, _percentiles
 from benchmarks.pyspy import summarise
 
@@ -143,3 +145,14 @@ def test_latency_per_second_groups_events_by_the_second_they_were_sent():
         {"second": 0, "p50_ms": 20.0, "max_ms": 30.0},
         {"second": 1, "p50_ms": 2500.0, "max_ms": 2500.0},
     ]
+
+
+def test_a_process_trees_memory_counts_its_children() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        alone, child_mb = memory_mb(os.getpid(), "VmRSS"), memory_mb(child.pid, "VmRSS")
+        assert tree_memory_mb(os.getpid(), "VmRSS") >= alone + 0.9 * child_mb > alone
+    finally:
+        child.kill()
+        child.wait(10)
