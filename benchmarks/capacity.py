@@ -6,15 +6,22 @@ the ``scores`` topic (committed transactions only) by a reader in this process. 
 from 10% to 90% of the scores (the group's join and the last partial batch left out).
 Result: ``scaling.json``.
 
+``bench_card_writes``: the scorer's card writer (``consumers.card_state.CardWriter``, its own
+process) writing distinct cards to the DynamoDB endpoint in checkpoint-sized snapshots: the
+CPU of one conditional write, which the pipeline's 1,000 cards hardly show (~1,000 writes a
+checkpoint) and millions of cards make one per event. Result: ``card_writes.json``.
+
 ``python -m benchmarks.capacity`` (also run by ``make bench``): the capacity table from
-the measured per-event CPU (``cpu.json``) and sizes, with the arithmetic, to
-``capacity.json`` and as Markdown (the README's "Capacity" table).
+the measured per-event CPU (``cpu.json``, plus ``card_writes.json``) and sizes, with the
+arithmetic, to ``capacity.json`` and as Markdown (the README's "Capacity" table).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import pickle
 import subprocess
 import sys
 import threading
@@ -23,8 +30,10 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from benchmarks.cpu import CpuMeter
-from benchmarks.run import RESULTS, _stop, _train_and_preload, _txguard, _write
+from benchmarks.cpu import CpuMeter, server_pids
+from benchmarks.run import RESULTS, _fresh, _stop, _train_and_preload, _txguard, _write
+from consumers.card_state import CardWriter
+from model.behavior import CardBehavior
 from schemas.topics import SCORES
 from txguard.clients import Clients
 from txguard.settings import Settings
@@ -111,6 +120,47 @@ def bench_scaling(settings: Settings, path: Path, limit: int, counts: list[int])
     return result
 
 
+def _cards(count: int, first: int = 0) -> dict[str, CardBehavior]:
+    """``count`` distinct cards of a few transactions each (items of the usual size)."""
+    cards = {}
+    for n in range(first, first + count):
+        state = CardBehavior()
+        for i in range(8):
+            state.apply(1_546_300_800 + 3_600 * i, 12.5 + (n + i) % 90, ("grocery_pos", "gas_transport")[i % 2], (0, i))
+        cards[f"{n:032x}"] = state
+    return cards
+
+
+def bench_card_writes(settings: Settings, writes: int, snapshot_size: int = 5_000) -> dict:
+    clients = _fresh(settings)
+    writer = CardWriter(clients.dynamodb_maker(validate=False), settings.behavior_table)
+    try:
+        writer.submit(pickle.dumps(_cards(100, first=writes))).result()  # the child's start, not measured
+        (child,) = multiprocessing.active_children()
+        assert child.pid is not None, "the writer's process runs"
+        snapshots = [pickle.dumps(_cards(min(snapshot_size, writes - start), start))
+                     for start in range(0, writes, snapshot_size)]  # fmt: skip
+        meter = CpuMeter({"card_writer": child.pid, "dynamodb": server_pids(settings)["dynamodb"]}).start()
+        t0 = time.perf_counter()
+        for snapshot in snapshots:
+            written, error = writer.submit(snapshot).result()
+            if error is not None:
+                raise error
+        seconds = time.perf_counter() - t0
+        cpu = meter.stop()
+    finally:
+        writer.close()
+    us = {name: round(s / writes * 1e6, 1) for name, s in cpu.items()}
+    print(f"card writes: {writes:,} in {seconds:.1f} s ({writes / seconds:,.0f}/s); CPU-us a write: {us}")
+    result = {"writes": writes, "snapshot_size": snapshot_size, "writes_per_s": round(writes / seconds),
+              "cpu_us_per_write": us,
+              "note": "distinct cards (first writes), in snapshots of snapshot_size as a checkpoint hands them "
+                      "over; card_writer = the writer's process (unpickling, encoding, 8 threads of botocore "
+                      "PutItem); dynamodb = the embedded endpoint"}  # fmt: skip
+    _write("card_writes", result, show=False)
+    return result
+
+
 # --- the capacity model -------------------------------------------------------------------
 
 RATES = (1_000, 10_000, 65_000)
@@ -124,17 +174,22 @@ def _load(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
-def model(cpu: dict, rates: tuple[int, ...] = RATES) -> dict:
-    """What it takes to sustain each rate, from CPU-us per event measured on one machine."""
+def model(cpu: dict, rates: tuple[int, ...] = RATES, card_write_us: float | None = None) -> dict:
+    """What it takes to sustain each rate, from CPU-us per event measured on one machine, and
+    the card writer's CPU-us a write (``card_writes.json``), one write an event: the bound with
+    millions of cards, each event's card a different item in its checkpoint."""
     us = {**cpu["cpu_us_per_event"]["send"]}
     for name, v in cpu["cpu_us_per_event"]["drain"].items():
         us[name] = round(us.get(name, 0.0) + v, 1)
+    if card_write_us is not None:
+        us["card_writer"] = card_write_us
     item_kb = cpu.get("dynamodb_item_bytes", 1024) / 1024
     row_bytes = cpu.get("postgresql_bytes_per_event", 1000)
     rows = []
     for rate in rates:
         cores = {name: rate * v / 1e6 / UTILISATION for name, v in us.items()}
-        scorers = max(1, math.ceil(cores["scorer"]))  # one core a process: the scoring is Python under one GIL
+        # One core a process: the scoring is Python under one GIL, and so is each one's card writer.
+        scorers = max(1, math.ceil(cores["scorer"]), math.ceil(cores.get("card_writer", 0.0)))
         persists = max(1, math.ceil(cores["persist"]))
         partitions = max(8, 2 ** math.ceil(math.log2(2 * max(scorers, persists))))  # room to double the processes
         pg_vcpu = cores["postgresql"]
@@ -148,7 +203,7 @@ def model(cpu: dict, rates: tuple[int, ...] = RATES) -> dict:
                 "cores": {k: round(v, 2) for k, v in cores.items()},
                 # What one runs oneself: the replay and the two services (the broker, PostgreSQL and
                 # DynamoDB are sized on their own rows; the local DynamoDB endpoint's CPU is no guide to AWS's).
-                "app_cores": round(sum(cores.get(k, 0.0) for k in ("producer", "persist", "scorer")), 1),
+                "app_cores": round(sum(cores.get(k, 0.0) for k in ("producer", "persist", "scorer", "card_writer")), 1),
                 "partitions": partitions,
                 "persist_processes": persists,
                 "scorer_processes": scorers,
@@ -165,7 +220,8 @@ def model(cpu: dict, rates: tuple[int, ...] = RATES) -> dict:
 
 def markdown(cap: dict) -> str:
     us = cap["cpu_us_per_event"]
-    head = ("| events/s | partitions | persist processes | scorer processes | cores: producer + persist + scorer "
+    head = ("| events/s | partitions | persist processes | scorer processes | cores: producer + persist + scorer"
+            f"{' + card writer' if 'card_writer' in us else ''} "
             "| broker cores | DynamoDB WCU | RDS (PostgreSQL vCPU) | PostgreSQL GB/day |\n"
             "|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     lines = [head]
@@ -177,7 +233,8 @@ def markdown(cap: dict) -> str:
     lines.append("")
     lines.append(f"CPU-us per event measured: {arithmetic}. Cores of a component = rate x us / 1e6 / "
                  f"{cap['utilisation']} (planned utilisation); processes = ceil(cores); partitions = the next "
-                 f"power of two >= 2 x processes, at least 8; WCU = rate x ceil({cap['dynamodb_item_kb']} KB); "
+                 f"power of two >= 2 x processes, at least 8 (scorer processes: enough for the card writers too, "
+                 f"one each); card writes: one an event; WCU = rate x ceil({cap['dynamodb_item_kb']} KB); "
                  f"GB/day = rate x 86,400 x {cap['postgresql_bytes_per_event']} B.")  # fmt: skip
     if cap.get("scaling"):
         runs = ", ".join(f"{r['scorer_processes']} -> {r['events_per_s']:,} events/s "
@@ -190,7 +247,9 @@ def main() -> int:
     if not (RESULTS / "cpu.json").exists():
         print("capacity: no cpu.json yet: run python -m benchmarks.run --only pipeline first", file=sys.stderr)
         return 1
-    cap = model(_load("cpu"))
+    card_writes = RESULTS / "card_writes.json"
+    card_write_us = _load("card_writes")["cpu_us_per_write"]["card_writer"] if card_writes.exists() else None
+    cap = model(_load("cpu"), card_write_us=card_write_us)
     scaling_path = RESULTS / "scaling.json"
     if scaling_path.exists():
         cap["scaling"] = _load("scaling")["runs"]

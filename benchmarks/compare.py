@@ -30,6 +30,7 @@ HEADLINES = {
     "scaling": ["runs.*.events_per_s"],
     "latency": ["rates.*.p50_ms", "rates.*.p99_ms", "rates.*.max_ms", "alerts.*.p99_ms"],
     "memory": ["scorer_distinct_cards.peak_rss_mb", "scorer_distinct_cards.cpu_seconds"],
+    "card_writes": ["writes_per_s", "cpu_us_per_write.*"],
     "views": ["summary_execution_ms.*.after_ms", "rollup_refresh_seconds"],
 }
 LABELS = ("scorer_processes", "events_per_s")  # scaling runs by process count, latency rows by rate

@@ -271,7 +271,7 @@ def bench_pipeline(
     }
 
 
-STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency", "memory")
+STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency", "memory", "card-writes")
 
 
 def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namespace) -> None:
@@ -292,6 +292,10 @@ def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namesp
 
         counts = [int(n) for n in args.scaling_processes.split(",")]
         bench_scaling(settings.model_copy(update={"partitions": 8}), path, args.scaling_events, counts)
+    elif stage == "card-writes":
+        from benchmarks.capacity import bench_card_writes
+
+        bench_card_writes(settings, args.card_writes)
     elif stage == "latency":
         from benchmarks.latency import bench_latency
 
@@ -330,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-rates", default="1000,5000,10000", help="latency: steady rates, events/s")
     ap.add_argument("--latency-seconds", type=float, default=30.0, help="latency: seconds at each rate")
     ap.add_argument("--memory-cards", type=int, default=1_000_000, help="memory: distinct cards through the scorer")
+    ap.add_argument("--card-writes", type=int, default=20_000, help="card-writes: distinct cards written")
     args = ap.parse_args(argv)
     TRAIN_FRACTION = args.train_fraction
     stages = [s for s in STAGES if s in (args.only or STAGES)]

@@ -98,6 +98,14 @@ def test_capacity_model_arithmetic():
     assert peak["app_cores"] == round(65_000 * (10 + 15 + 30) / 1e6 / 0.6, 1)  # producer + persist + scorer
 
 
+def test_capacity_model_gives_each_card_writer_a_core_and_one_write_an_event():
+    (peak,) = model(CPU, rates=(65_000,), card_write_us=60.0)["rows"]
+    # 65,000 writes/s x 60 us / 0.6 = 6.5 cores of card writers, one a scorer process: 7 scorers
+    assert peak["cores"]["card_writer"] == 6.5 and peak["scorer_processes"] == 7
+    assert peak["partitions"] == 16  # the next power of two >= 2 x 7
+    assert peak["app_cores"] == round(65_000 * (10 + 15 + 30 + 60) / 1e6 / 0.6, 1)  # and the card writers
+
+
 def test_compare_prints_old_new_and_ratio(tmp_path, monkeypatch):
     results, previous = tmp_path, tmp_path / "previous"
     monkeypatch.setattr(compare, "RESULTS", results)
