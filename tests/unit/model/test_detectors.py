@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model.detectors import HalfSpaceTreesDetector, IsolationForestDetector, OnlineStandardizedDetector
+from model.detectors import (
+    ISOLATION_FOREST_SMALL_BATCH,
+    HalfSpaceTreesDetector,
+    IsolationForestDetector,
+    OnlineStandardizedDetector,
+)
 from model.ensemble import Ensemble
 from model.features import FEATURE_NAMES, CategoryNorms
 from model.registry import ModelRegistry, read_joblib, write_joblib
@@ -22,6 +27,7 @@ from producer.cards import CardProtector
 from producer.history import load_history
 from producer.source import CsvSource
 from tests.conftest import FIXTURES
+from tests.unit.model.rows import BATCH_SIZES, random_rows
 
 
 @dataclass(frozen=True)
@@ -208,10 +214,14 @@ def test_zscore_detectors_that_learn_apart_rebase_to_the_state_of_learning_toget
     assert a.rebase(a, base).scaler_.counts == base.scaler_.counts  # nothing learned: nothing added
 
 
-def test_the_isolation_forest_scores_exactly_as_scikit_learn_does_without_its_per_tree_overhead():
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((3000, len(FEATURE_NAMES)))
-    detector = IsolationForestDetector(n_estimators=50).fit(X)
-    for rows in (X[:1], rng.standard_normal((700, len(FEATURE_NAMES))) * 3):
-        expected = -detector.forest_.score_samples(rows[:, detector._idx])
-        assert np.array_equal(detector.score_many(rows), expected)
+@pytest.fixture(scope="module")
+def isolation_forest() -> IsolationForestDetector:
+    return IsolationForestDetector(n_estimators=50).fit(random_rows(3000, seed=1, missing=False))
+
+
+@pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.parametrize("n", sorted({*BATCH_SIZES, ISOLATION_FOREST_SMALL_BATCH - 1, ISOLATION_FOREST_SMALL_BATCH}))
+def test_the_isolation_forest_scores_as_scikit_learn_to_the_bit(isolation_forest, n, missing):
+    rows = random_rows(n, seed=n, missing=missing)
+    expected = -isolation_forest.forest_.score_samples(rows[:, isolation_forest._idx])
+    np.testing.assert_array_equal(isolation_forest.score_many(rows), expected)
