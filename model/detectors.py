@@ -39,17 +39,52 @@ class Detector(Protocol):
     def learn_many(self, X: np.ndarray) -> None: ...
 
 
-def learn_scaler(scaler: preprocessing.StandardScaler, frame: pd.DataFrame) -> None:
-    """``scaler.learn_many(frame)``, keeping every variance >= 0.
+def learn_scaler(scaler: preprocessing.StandardScaler, X: np.ndarray, columns: Sequence[str]) -> None:
+    """``scaler.learn_many`` of a frame of ``X`` with these columns, keeping every variance >= 0.
 
     river's mini-batch variance (E[x^2] - mean^2) can round to just below 0 for a
     column that is constant so far (-1.8e-15 for three rows of 3.7); its square
     root is then complex and ``transform_many`` fails.
+
+    The plain scaler's update is river's own lines, on the column-major array river would
+    make of the frame (its sums then add in the same order), without the dataframe round
+    trips (~0.6 ms a batch): the same statistics to the bit.
     """
-    scaler.learn_many(frame)
+    if scaler.window_size is not None or not scaler.with_std:
+        scaler.learn_many(pd.DataFrame(X, columns=list(columns)))
+    else:
+        X = np.asfortranarray(X, dtype=np.float64)
+        new_means = np.nanmean(X, axis=0)
+        new_vars = np.einsum("ij,ij->j", X, X) / len(X) - new_means**2
+        new_counts = np.sum(~np.isnan(X), axis=0)
+        for col, new_mean, new_var, new_count in zip(columns, new_means, new_vars, new_counts, strict=True):
+            old_mean, old_var, old_count = scaler.means[col], scaler.vars[col], scaler.counts[col]
+            a = old_count / (old_count + new_count)
+            b = new_count / (old_count + new_count)
+            scaler.means[col] = (a * old_mean + b * new_mean).item()
+            scaler.vars[col] = (a * old_var + b * new_var + a * b * (old_mean - new_mean) ** 2).item()
+            scaler.counts[col] += new_count.item()
     for name, var in scaler.vars.items():
         if var < 0:
             scaler.vars[name] = 0.0
+
+
+def standardise(scaler: preprocessing.StandardScaler, X: np.ndarray, columns: Sequence[str]) -> np.ndarray:
+    """``scaler.transform_many`` of a frame of ``X`` with these columns, to the bit, without the
+    dataframe round trips (~1 ms a batch): river's own steps, ``(x - mean) / var ** 0.5`` where
+    the variance is > 0 and ``x - mean`` elsewhere.
+
+    In column-major order, as river computes it: a matrix product of the result (the online
+    classifier's) then adds in the same order as river's.
+    """
+    if scaler.window_size is not None:  # rolling statistics: river's way
+        frame = pd.DataFrame(X, columns=list(columns))
+        return scaler.transform_many(frame).to_numpy(dtype=np.float64)
+    z = np.asfortranarray(X, dtype=np.float64) - np.array([scaler.means[c] for c in columns], dtype=np.float64)
+    if scaler.with_std:
+        stds = np.array([scaler.vars[c] ** 0.5 for c in columns], dtype=np.float64)
+        np.divide(z, stds, where=stds > 0, out=z)
+    return z
 
 
 def _stacked_forest(forest: IsolationForest) -> tuple[StackedTrees, np.ndarray, np.ndarray]:
@@ -157,8 +192,7 @@ class OnlineStandardizedDetector:
         self._idx = [FEATURE_NAMES.index(f) for f in self.features]
 
     def _z(self, X: np.ndarray) -> np.ndarray:
-        frame = pd.DataFrame(X[:, self._idx], columns=list(self.features))
-        return self.scaler_.transform_many(frame).to_numpy(dtype=np.float64)
+        return standardise(self.scaler_, X[:, self._idx], self.features)
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
         if not self.scaler_.counts:
@@ -168,7 +202,7 @@ class OnlineStandardizedDetector:
 
     def learn_many(self, X: np.ndarray) -> None:
         if len(X):
-            learn_scaler(self.scaler_, pd.DataFrame(X[:, self._idx], columns=list(self.features)))
+            learn_scaler(self.scaler_, X[:, self._idx], self.features)
 
     def score_one(self, x: dict[str, float]) -> float:
         return float(self.score_many(_row(x))[0])
