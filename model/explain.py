@@ -27,6 +27,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from model.detectors import OnlineStandardizedDetector
 from model.features import FEATURE_NAMES
+from model.trees import StackedTrees, built_once
 
 MAX_EXPLANATION_CHARS = 500
 TOP_CONTRIBUTORS = 3
@@ -35,20 +36,20 @@ TOP_CONTRIBUTORS = 3
 
 
 @dataclass(frozen=True, slots=True)
-class _Forest:
-    """Every tree's nodes in one set of flat arrays; child indices made global."""
+class BoostedForest:
+    """A binary classifier's trees stacked (:class:`model.trees.StackedTrees`), with node values."""
 
-    roots: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    missing_left: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
+    trees: StackedTrees
     is_leaf: np.ndarray
-    expected: np.ndarray  # per node: count-weighted mean of the leaf values below it
+    expected: np.ndarray  # per node: count-weighted mean of the leaf values below it (a leaf: its value)
 
 
-def _forest(model: HistGradientBoostingClassifier) -> _Forest:
+def boosted_forest(model: HistGradientBoostingClassifier) -> BoostedForest:
+    """The classifier's trees as one :class:`BoostedForest`, built once per fit.
+
+    Raises ValueError for what it does not reproduce: an unfitted model, more than two
+    classes, categorical features.
+    """
     if not hasattr(model, "_predictors"):
         raise ValueError("the model is not fitted")
     if model.n_trees_per_iteration_ != 1:
@@ -57,14 +58,23 @@ def _forest(model: HistGradientBoostingClassifier) -> _Forest:
         # Categorical splits route by bitsets of the binned categories; the fraud
         # features are all numeric, so they are not reproduced here.
         raise ValueError("models with categorical features are not supported")
+    return built_once(model, model._predictors, lambda: _stack(model))
+
+
+def _stack(model: HistGradientBoostingClassifier) -> BoostedForest:
     node_arrays = [trees[0].nodes for trees in model._predictors]
-    sizes = np.array([len(nodes) for nodes in node_arrays])
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    trees = StackedTrees.stack(
+        feature=[nodes["feature_idx"] for nodes in node_arrays],
+        threshold=[nodes["num_threshold"] for nodes in node_arrays],
+        missing_left=[nodes["missing_go_to_left"] for nodes in node_arrays],
+        left=[nodes["left"] for nodes in node_arrays],
+        right=[nodes["right"] for nodes in node_arrays],
+        is_leaf=[nodes["is_leaf"] for nodes in node_arrays],
+        height=max(int(nodes["depth"].max()) for nodes in node_arrays),
+    )
     nodes = np.concatenate(node_arrays)
-    shift = np.repeat(offsets, sizes)
     is_leaf = nodes["is_leaf"].astype(bool)
-    left = np.where(is_leaf, 0, nodes["left"].astype(np.int64) + shift)
-    right = np.where(is_leaf, 0, nodes["right"].astype(np.int64) + shift)
+    left, right = trees.children[0::2], trees.children[1::2]
 
     # The stored values of inner nodes are not usable: leaves are multiplied by the
     # learning rate after growing, inner nodes are not, and the root holds 0. So an
@@ -81,17 +91,7 @@ def _forest(model: HistGradientBoostingClassifier) -> _Forest:
         mean = (weight_left * expected[left[inner]] + weight_right * expected[right[inner]]) / np.maximum(total, 1)
         plain_mean = (expected[left[inner]] + expected[right[inner]]) / 2
         expected[inner] = np.where(total > 0, mean, plain_mean)
-
-    return _Forest(
-        roots=offsets,
-        feature=nodes["feature_idx"].astype(np.int64),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        missing_left=nodes["missing_go_to_left"].astype(bool),
-        left=left,
-        right=right,
-        is_leaf=is_leaf,
-        expected=expected,
-    )
+    return BoostedForest(trees=trees, is_leaf=is_leaf, expected=expected)
 
 
 def tree_bias(model: HistGradientBoostingClassifier) -> float:
@@ -108,8 +108,8 @@ def tree_bias(model: HistGradientBoostingClassifier) -> float:
     -------
     float
     """
-    forest = _forest(model)
-    return float(np.ravel(model._baseline_prediction)[0] + forest.expected[forest.roots].sum())
+    forest = boosted_forest(model)
+    return float(np.ravel(model._baseline_prediction)[0] + forest.expected[forest.trees.roots].sum())
 
 
 def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd.DataFrame) -> np.ndarray:
@@ -136,7 +136,8 @@ def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd
     numpy.ndarray
         Shape (n_rows, n_features).
     """
-    forest = _forest(model)
+    forest = boosted_forest(model)
+    trees = forest.trees
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != model.n_features_in_:
         raise ValueError(f"X has shape {X.shape}; the model expects {model.n_features_in_} features")
@@ -144,17 +145,17 @@ def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd
     contributions = np.zeros(n_rows * n_features)
 
     # One (row, node) pair per row and tree, dropped once its node is a leaf.
-    rows = np.repeat(np.arange(n_rows), len(forest.roots))
-    at = np.tile(forest.roots, n_rows)
+    rows = np.repeat(np.arange(n_rows), len(trees.roots))
+    at = np.tile(trees.roots, n_rows)
     while len(at):
         inner = ~forest.is_leaf[at]
         rows, at = rows[inner], at[inner]
         if not len(at):
             break
-        feature = forest.feature[at]
+        feature = trees.feature[at]
         value = X[rows, feature]
-        go_left = np.where(np.isnan(value), forest.missing_left[at], value <= forest.threshold[at])
-        child = np.where(go_left, forest.left[at], forest.right[at])
+        go_right = np.where(np.isnan(value), trees.missing_right[at], ~(value <= trees.threshold[at]))
+        child = trees.children[2 * at + go_right]
         contributions += np.bincount(
             rows * n_features + feature,
             weights=forest.expected[child] - forest.expected[at],

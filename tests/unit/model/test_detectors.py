@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+from river import preprocessing
 
-from model.detectors import HalfSpaceTreesDetector, IsolationForestDetector, OnlineStandardizedDetector
+from model.detectors import (
+    ISOLATION_FOREST_SMALL_BATCH,
+    HalfSpaceTreesDetector,
+    IsolationForestDetector,
+    OnlineStandardizedDetector,
+    learn_scaler,
+    standardise,
+)
 from model.ensemble import Ensemble
 from model.features import FEATURE_NAMES, CategoryNorms
 from model.registry import ModelRegistry, read_joblib, write_joblib
@@ -22,6 +31,7 @@ from producer.cards import CardProtector
 from producer.history import load_history
 from producer.source import CsvSource
 from tests.conftest import FIXTURES
+from tests.unit.model.rows import BATCH_SIZES, random_rows
 
 
 @dataclass(frozen=True)
@@ -208,10 +218,49 @@ def test_zscore_detectors_that_learn_apart_rebase_to_the_state_of_learning_toget
     assert a.rebase(a, base).scaler_.counts == base.scaler_.counts  # nothing learned: nothing added
 
 
-def test_the_isolation_forest_scores_exactly_as_scikit_learn_does_without_its_per_tree_overhead():
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((3000, len(FEATURE_NAMES)))
-    detector = IsolationForestDetector(n_estimators=50).fit(X)
-    for rows in (X[:1], rng.standard_normal((700, len(FEATURE_NAMES))) * 3):
-        expected = -detector.forest_.score_samples(rows[:, detector._idx])
-        assert np.array_equal(detector.score_many(rows), expected)
+@pytest.fixture(scope="module")
+def isolation_forest() -> IsolationForestDetector:
+    return IsolationForestDetector(n_estimators=50).fit(random_rows(3000, seed=1, missing=False))
+
+
+@pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.parametrize("n", sorted({*BATCH_SIZES, ISOLATION_FOREST_SMALL_BATCH - 1, ISOLATION_FOREST_SMALL_BATCH}))
+def test_the_isolation_forest_scores_as_scikit_learn_to_the_bit(isolation_forest, n, missing):
+    rows = random_rows(n, seed=n, missing=missing)
+    expected = -isolation_forest.forest_.score_samples(rows[:, isolation_forest._idx])
+    np.testing.assert_array_equal(isolation_forest.score_many(rows), expected)
+
+
+def learned_scaler(seed: int) -> preprocessing.StandardScaler:
+    """A river scaler that learned some rows; one of its columns constant so far (variance 0)."""
+    scaler = preprocessing.StandardScaler()
+    rows = random_rows(500, seed, missing=False)[:, :6] + 2.0
+    rows[:, 5] = 3.7
+    scaler.learn_many(pd.DataFrame(rows, columns=FEATURE_NAMES[:6]))
+    scaler.vars[FEATURE_NAMES[5]] = 0.0
+    return scaler
+
+
+@pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.parametrize("n", BATCH_SIZES)
+def test_standardise_is_rivers_transform_many_to_the_bit(n, missing):
+    scaler, columns = learned_scaler(seed=0), FEATURE_NAMES[:6]
+    rows = random_rows(n, seed=n, missing=missing)[:, :6]
+    expected = scaler.transform_many(pd.DataFrame(rows, columns=columns)).to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(standardise(scaler, rows, columns), expected)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the NaN rows, on both sides
+def test_learn_scaler_learns_as_rivers_learn_many_to_the_bit():
+    columns = FEATURE_NAMES[:6]
+    ours, rivers = learned_scaler(seed=1), learned_scaler(seed=1)
+    for n in (1, 2, 100, 1000, 1, 3000, 17):
+        rows = random_rows(n, seed=n, missing=n == 17)[:, :6]  # with NaN last: the variances become NaN
+        learn_scaler(ours, rows, columns)
+        rivers.learn_many(pd.DataFrame(rows, columns=columns))
+        for name, var in rivers.vars.items():
+            rivers.vars[name] = 0.0 if var < 0 else var
+        for statistic in ("counts", "means", "vars"):
+            np.testing.assert_array_equal(
+                [getattr(ours, statistic)[c] for c in columns], [getattr(rivers, statistic)[c] for c in columns]
+            )

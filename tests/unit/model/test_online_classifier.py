@@ -1,11 +1,13 @@
 """The online classifier: learns fraud from labelled feature rows, in mini-batches."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from model.features import FEATURE_NAMES
 from model.online_classifier import OnlineClassifier
+from tests.unit.model.rows import BATCH_SIZES, random_rows
 
 AMOUNT = FEATURE_NAMES.index("amt_category_logz")
 NIGHT = FEATURE_NAMES.index("night")
@@ -50,6 +52,20 @@ def test_a_snapshot_scores_like_the_learner_and_carries_no_training_rows():
     assert np.array_equal(snapshot.score_many(X), clf.score_many(X))
     clf.learn_many(X, y)  # the learner goes on; the published snapshot does not move
     assert not np.array_equal(snapshot.score_many(X), clf.score_many(X))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf, on both sides
+@pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.parametrize("n", BATCH_SIZES)
+def test_scores_and_contributions_are_rivers_to_the_bit(n, missing):
+    clf = OnlineClassifier()
+    clf.learn_many(*labelled(2_000, 0.05, seed=4))
+    rows = random_rows(n, seed=n, missing=missing)
+    standardised = clf.scaler_.transform_many(pd.DataFrame(rows, columns=list(FEATURE_NAMES)))
+    proba = clf.classifier_.predict_proba_many(standardised)[True].to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(clf.score_many(rows), proba)
+    weights = np.array([clf.classifier_.weights[name] for name in FEATURE_NAMES])
+    np.testing.assert_array_equal(clf.contributions(rows), standardised.to_numpy(dtype=np.float64) * weights)
 
 
 def test_contributions_are_each_features_part_of_the_log_odds():

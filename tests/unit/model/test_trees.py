@@ -1,0 +1,51 @@
+"""Trees walked together with numpy land in the very leaves scikit-learn's own walk finds."""
+
+import numpy as np
+from sklearn.tree import DecisionTreeRegressor
+
+from model.trees import StackedTrees, built_once
+
+
+def with_missing_and_infinite(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    X = X.copy()
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[rng.random(X.shape) < 0.03] = np.inf
+    X[rng.random(X.shape) < 0.03] = -np.inf
+    return X
+
+
+def test_every_row_reaches_the_leaf_scikit_learns_apply_finds_missing_and_infinite_values_included():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0], nan=3.0) + rng.normal(size=3000)
+    trees = [DecisionTreeRegressor(max_depth=depth, random_state=depth).fit(X, y).tree_ for depth in (1, 4, 9)]
+    stacked = StackedTrees.stack(
+        feature=[tree.feature for tree in trees],
+        threshold=[tree.threshold for tree in trees],
+        missing_left=[tree.missing_go_to_left for tree in trees],
+        left=[tree.children_left for tree in trees],
+        right=[tree.children_right for tree in trees],
+        is_leaf=[tree.children_left < 0 for tree in trees],
+        height=max(tree.max_depth for tree in trees),
+    )
+    assert stacked.missing_right.any() and not stacked.missing_right.all()  # both sides taken by NaN
+    for rows in (X[:1], X[:2], X[:17], X[:1000], with_missing_and_infinite(rng.normal(size=(200, 5)) * 3, rng)):
+        rows = rows.astype(np.float32)  # as scikit-learn's trees take them
+        expected = np.column_stack([root + tree.apply(rows) for root, tree in zip(stacked.roots, trees, strict=True)])
+        np.testing.assert_array_equal(stacked.leaves(rows), expected)
+
+
+def test_what_is_built_once_is_built_again_after_a_refit():
+    class Model:
+        fitted = [1]
+
+    model, builds = Model(), []
+
+    def build() -> int:
+        builds.append(model.fitted)
+        return len(builds)
+
+    assert built_once(model, model.fitted, build) == built_once(model, model.fitted, build) == 1
+    model.fitted = [1]  # equal, but another fit
+    assert built_once(model, model.fitted, build) == 2
