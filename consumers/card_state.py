@@ -6,6 +6,7 @@ The item shape is ``schemas.behavior``'s; the state itself is ``model.behavior``
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -101,6 +102,14 @@ class StaleStateError(Exception):
     """Another writer updated a card since this process loaded it: reload and retry."""
 
 
+def _progress(item: Mapping[str, Any]) -> str:
+    """How far a stored card item had got: its transactions and the last Kafka position applied."""
+    if "state" not in item:
+        return "no item"
+    state = json.loads(item["state"]["S"])
+    return f"{state['count']} transactions, up to partition/offset {state.get('watermark')}"
+
+
 class BehaviorStore:
     """Per-card behaviour in DynamoDB: batched reads, one write per touched card per batch."""
 
@@ -184,7 +193,8 @@ class BehaviorStore:
                 return
             found = stored.get("version", {}).get("N", "none")
             raise StaleStateError(f"card {token[:8]}... changed under this scorer (rebalance?): stored version "
-                                  f"{found}, this write expected {loaded}") from exc  # fmt: skip
+                                  f"{found} ({_progress(stored)}), this write expected {loaded} and "
+                                  f"brings {_progress(item)}") from exc  # fmt: skip
 
     def _stored(self, token: str) -> dict:
         """The stored version and state of a card ({} if none)."""

@@ -44,7 +44,7 @@ def test_the_child_writes_fenced_cards_and_reports_a_stale_one(clients: Clients)
         other = {"writer-card-00": _card([99.0])}
         written, error = writer.submit(pickle.dumps(other)).result(timeout=60)
         assert written == [] and isinstance(error, StaleStateError)
-        assert "stored version 1, this write expected 0" in str(error)
+        assert "stored version 1 (2 transactions, up to partition/offset [0, 1]), this write expected 0" in str(error)
     finally:
         writer.close()
     assert multiprocessing.active_children() == []  # stopped, by close

@@ -110,5 +110,9 @@ def test_a_write_that_landed_before_the_sdk_retried_it_is_not_taken_for_a_stale_
     other = card(5.0, 7.0)
     other.version = 1
     db.items["e" * 32] = behavior_item("e" * 32, card(5.0, 8.0), 2)  # someone else's version 2
-    with pytest.raises(StaleStateError):  # another writer's state is not taken for this one's
+    with pytest.raises(StaleStateError) as stale:  # another writer's state is not taken for this one's
         store.save_many({"e" * 32: other})
+    assert str(stale.value) == (  # what each had got to: the two writers' states
+        f"card {'e' * 8}... changed under this scorer (rebalance?): stored version 2 (2 transactions, up to "
+        "partition/offset [0, 1]), this write expected 1 and brings 2 transactions, up to partition/offset [0, 1]"
+    )
