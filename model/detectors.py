@@ -90,16 +90,7 @@ def standardise(scaler: preprocessing.StandardScaler, X: np.ndarray, columns: Se
 def _stacked_forest(forest: IsolationForest) -> tuple[StackedTrees, np.ndarray, np.ndarray]:
     """The forest's trees stacked, each node's share of a row's depth when it is the row's leaf,
     and the divisor of the summed depths (``n_trees * c(max_samples)``)."""
-    trees = [estimator.tree_ for estimator in forest.estimators_]
-    stacked = StackedTrees.stack(
-        feature=[tree.feature for tree in trees],
-        threshold=[tree.threshold for tree in trees],
-        missing_left=[tree.missing_go_to_left for tree in trees],
-        left=[tree.children_left for tree in trees],
-        right=[tree.children_right for tree in trees],
-        is_leaf=[tree.children_left < 0 for tree in trees],
-        height=max(tree.max_depth for tree in trees),
-    )
+    stacked = StackedTrees.of_sklearn([estimator.tree_ for estimator in forest.estimators_])
     paths = zip(forest._decision_path_lengths, forest._average_path_length_per_tree, strict=True)
     leaf_depth = np.concatenate([path + average - 1.0 for path, average in paths])
     return stacked, leaf_depth, len(forest.estimators_) * _average_path_length([forest._max_samples])

@@ -80,6 +80,19 @@ class StackedTrees:
             height=int(height),
         )
 
+    @classmethod
+    def of_sklearn(cls, trees: Sequence[Any]) -> StackedTrees:
+        """From scikit-learn decision trees (``estimator.tree_``: its ``Tree`` objects)."""
+        return cls.stack(
+            feature=[tree.feature for tree in trees],
+            threshold=[tree.threshold for tree in trees],
+            missing_left=[tree.missing_go_to_left for tree in trees],
+            left=[tree.children_left for tree in trees],
+            right=[tree.children_right for tree in trees],
+            is_leaf=[tree.children_left < 0 for tree in trees],
+            height=max(tree.max_depth for tree in trees),
+        )
+
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """The leaf (global node index) each row of ``X`` reaches in each tree: shape (n_rows, n_trees).
 

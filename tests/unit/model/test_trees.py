@@ -20,15 +20,7 @@ def test_every_row_reaches_the_leaf_scikit_learns_apply_finds_missing_and_infini
     X[rng.random(X.shape) < 0.1] = np.nan
     y = np.nan_to_num(X[:, 0], nan=3.0) + rng.normal(size=3000)
     trees = [DecisionTreeRegressor(max_depth=depth, random_state=depth).fit(X, y).tree_ for depth in (1, 4, 9)]
-    stacked = StackedTrees.stack(
-        feature=[tree.feature for tree in trees],
-        threshold=[tree.threshold for tree in trees],
-        missing_left=[tree.missing_go_to_left for tree in trees],
-        left=[tree.children_left for tree in trees],
-        right=[tree.children_right for tree in trees],
-        is_leaf=[tree.children_left < 0 for tree in trees],
-        height=max(tree.max_depth for tree in trees),
-    )
+    stacked = StackedTrees.of_sklearn(trees)
     assert stacked.missing_right.any() and not stacked.missing_right.all()  # both sides taken by NaN
     for rows in (X[:1], X[:2], X[:17], X[:1000], with_missing_and_infinite(rng.normal(size=(200, 5)) * 3, rng)):
         rows = rows.astype(np.float32)  # as scikit-learn's trees take them
