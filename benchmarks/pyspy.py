@@ -79,7 +79,9 @@ def bench_profile(settings: Settings, path: Path, limit: int, gil_only: bool = F
         for s in SERVICES:
             (RESULTS / f"profile-{s}.collapsed").unlink(missing_ok=True)  # never summarise an earlier run's
         gil_flag = ["--gil"] if gil_only else []
-        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(p.pid), "--rate", "100", "--nonblocking", *gil_flag,
+        # --subprocesses: the scorer's card writer (a child process) is part of the scorer.
+        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(p.pid), "--subprocesses", "--rate", "100",
+                                   "--nonblocking", *gil_flag,
                                    "--format", "raw", "--output", str(RESULTS / f"profile-{s}.collapsed")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for s, p in zip(SERVICES, procs, strict=True)]  # fmt: skip
@@ -107,7 +109,7 @@ def bench_profile(settings: Settings, path: Path, limit: int, gil_only: bool = F
         lines.append("")
     (RESULTS / "profile-summary.txt").write_text("\n".join(lines))
     print("\n".join(lines))
-    profiler = " ".join(["py-spy record --nonblocking", *gil_flag])
+    profiler = " ".join(["py-spy record --subprocesses --nonblocking", *gil_flag])
     _write("profile", {"events": events, "seconds": round(seconds, 2), "profiler": profiler, "services": profiles},
            show=False)  # fmt: skip
     return profiles
