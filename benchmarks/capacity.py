@@ -183,6 +183,9 @@ def model(cpu: dict, rates: tuple[int, ...] = RATES, card_write_us: float | None
         us[name] = round(us.get(name, 0.0) + v, 1)
     if card_write_us is not None:
         us["card_writer"] = card_write_us
+        # The scorer's measured CPU holds its card writer's writes of that run: counted once, as one an event.
+        if cpu.get("card_writes"):
+            us["scorer"] = round(max(0.0, us["scorer"] - cpu["card_writes"] / cpu["events"] * card_write_us), 1)
     item_kb = cpu.get("dynamodb_item_bytes", 1024) / 1024
     row_bytes = cpu.get("postgresql_bytes_per_event", 1000)
     rows = []

@@ -218,6 +218,16 @@ def _sizes(clients: Clients, events: int) -> dict:
             "dynamodb_item_bytes": round(sum(sizes) / len(sizes)) if sizes else None}  # fmt: skip
 
 
+def _card_writes(clients: Clients) -> int:
+    """The conditional card writes made so far in the namespace: each one put its card's version up by one."""
+    pages = (
+        clients.dynamodb()
+        .get_paginator("scan")
+        .paginate(TableName=clients.settings.behavior_table, ProjectionExpression="version", ConsistentRead=True)
+    )
+    return sum(int(item["version"]["N"]) for page in pages for item in page["Items"])
+
+
 def bench_pipeline(
     settings: Settings, path: Path, train_fraction: float | None = None, limit: int | None = None
 ) -> dict:
@@ -243,6 +253,7 @@ def bench_pipeline(
         _wait_for_counts(clients, ("transactions", "scores"), events)
         pipeline_s = time.perf_counter() - t0
         drain_cpu = meter.stop()
+        card_writes = _card_writes(clients)  # before the services stop: their last checkpoint is not in the CPU
         peak_rss = {s: round(tree_memory_mb(p.pid, "VmHWM"), 1) for s, p in zip(services, procs, strict=True)}
     finally:
         _stop(procs)
@@ -253,6 +264,7 @@ def bench_pipeline(
                    "cpu_seconds": {ph: {k: round(v, 2) for k, v in cpu.items()} for ph, cpu in phases.items()},
                    "cpu_us_per_event": {ph: per_event_us(cpu, events) for ph, cpu in phases.items()},
                    "cpu_us_per_event_total": round(sum(sum(c.values()) for c in phases.values()) / events * 1e6, 1),
+                   "card_writes": card_writes,  # in the scorer's CPU (its card writer's), during the drain
                    "pipeline_events_per_s": round(events / pipeline_s),
                    "peak_rss_mb": peak_rss,  # over the whole drain (Linux VmHWM), each with its children
                    "note": "send: the replay (CSV -> validation -> tokens -> JSON -> broker); drain: persist + scorer "

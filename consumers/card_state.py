@@ -256,11 +256,14 @@ class CardWriter:
 
 def _start_child(client_factory: Callable[[], Any], table: str, concurrency: int) -> None:
     global _child_store
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the scorer, which stops this
+    # A Ctrl-C or a SIGTERM to the process group reaches the scorer too, which finishes its
+    # checkpoint and then stops this process (a write cut short here would look like a stale card).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _child_store = BehaviorStore(client_factory(), table, concurrency)
     parent = multiprocessing.parent_process()
     assert parent is not None, "the card writer runs in a child process"
-    threading.Thread(target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True).start()
+    threading.Thread(target=_exit_with, args=(parent.sentinel,), name="scorer-watch", daemon=True).start()
 
 
 def _exit_with(parent_sentinel: int) -> None:

@@ -7,7 +7,7 @@ import os
 import pickle
 import socket
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from operator import attrgetter, methodcaller
 from typing import Any
@@ -166,7 +166,8 @@ class ScorerService:
         self.cache = BehaviorCache(cache_capacity)
         # Where a checkpoint's card writes run: a child process (see CardWriter), or else a thread.
         self.card_writer = card_writer
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")  # one checkpoint at a time
+        self._writer: ThreadPoolExecutor | None = None  # without a card writer: a thread, one checkpoint at a time
+        self._card_writes: Future[tuple[list[str], BaseException | None]] | None = None  # the last one started
         self.evicted_unsaved = 0  # states written to DynamoDB ahead of a checkpoint to bound the cache
         self.scored = 0
         self.alerted = 0
@@ -367,8 +368,14 @@ class ScorerService:
         the checkpoint, so the states wait for it too, and the cache holds them until then.
         """
         overflow = self.cache.overflow()
-        if not overflow or is_transactional(self.producer) or self.cache.saving:
-            return  # (while a checkpoint writes in the background, the overflow waits for it)
+        if not overflow or is_transactional(self.producer):
+            return
+        if self.cache.saving:  # the overflow waits for the checkpoint writing in the background
+            if self._card_writes is not None:
+                # The card writer is behind the stream: wait for it rather than grow the cache
+                # (the loop settles the checkpoint after this batch; the overflow goes before the next).
+                wait([self._card_writes])
+            return
         failed_before = delivery_errors(self.producer)
         if self.producer.flush(30) > 0:
             return  # the broker is slow: the checkpoint will write them
@@ -401,7 +408,10 @@ class ScorerService:
         if self.card_writer is not None:
             future = self.card_writer.submit(snapshot)
         else:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
             future = self._writer.submit(write_snapshot, self.store, snapshot)
+        self._card_writes = future
         # Only once submitted: a writer that cannot start leaves them to the foreground checkpoint.
         self.cache.dirty.clear()
         self.cache.saving = set(states)

@@ -106,6 +106,13 @@ def test_capacity_model_gives_each_card_writer_a_core_and_one_write_an_event():
     assert peak["app_cores"] == round(65_000 * (10 + 15 + 30 + 60) / 1e6 / 0.6, 1)  # and the card writers
 
 
+def test_capacity_model_takes_the_measured_runs_card_writes_out_of_the_scorer():
+    measured = {**CPU, "events": 1_000, "card_writes": 100}  # a write every 10 events, in the scorer's 30 us
+    (row,) = model(measured, rates=(1_000,), card_write_us=60.0)["rows"]
+    # the scorer without them: 30 - 100 / 1,000 x 60 = 24 us; the card writer: 60 us, one write an event
+    assert row["cores"]["scorer"] == round(1_000 * 24 / 1e6 / 0.6, 2) and row["cores"]["card_writer"] == 0.1
+
+
 def test_compare_prints_old_new_and_ratio(tmp_path, monkeypatch):
     results, previous = tmp_path, tmp_path / "previous"
     monkeypatch.setattr(compare, "RESULTS", results)

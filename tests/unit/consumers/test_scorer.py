@@ -2,6 +2,7 @@
 
 import copy
 import logging
+import threading
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
@@ -451,6 +452,31 @@ def test_a_checkpoint_whose_writer_cannot_start_leaves_every_changed_card_to_the
     assert scorer.cache.dirty == cards and not scorer.cache.saving
     scorer.flush()
     assert set(db.items) == cards
+
+
+class SlowWriter:
+    """A card writer that lands its write only when the test says so (from another thread)."""
+
+    def __init__(self):
+        self.future: Future = Future()
+
+    def submit(self, snapshot):
+        return self.future
+
+
+def test_a_cache_over_its_bound_waits_for_a_card_writer_that_is_behind(kaggle_csv):
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    writer = SlowWriter()
+    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(FakeDynamoDB(), "t"), model,
+                           FakeProducer(), cache_capacity=5, card_writer=writer)  # fmt: skip
+    messages = transaction_messages(kaggle_csv)
+    scorer.process([Decoded(m, scorer.decode(m)) for m in messages[:100]])
+    scorer.start_flush()  # every card is being written now, none can be dropped
+    scorer.process([Decoded(m, scorer.decode(m)) for m in messages[100:200]])
+    assert len(scorer.cache) > scorer.cache.capacity and scorer.cache.overflow()
+    threading.Timer(0.3, writer.future.set_result, [([], None)]).start()
+    scorer.process([Decoded(m, scorer.decode(m)) for m in messages[200:300]])  # waits for the writer first
+    assert writer.future.done()
 
 
 @pytest.mark.parametrize("microseconds", [False, True])
