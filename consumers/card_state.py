@@ -171,6 +171,8 @@ class BehaviorStore:
             else:
                 errors.append(error)
         stale = [e for e in errors if isinstance(e, StaleStateError)]
+        if len(stale) > 1:  # how many there were tells a rebalance's few cards from a lost table
+            stale[0] = StaleStateError(f"{stale[0]}; and {len(stale) - 1} more of these {len(items)} cards")
         return written, next(iter(stale or errors), None)
 
     def _put(self, token: str, item: dict, loaded: int) -> None:

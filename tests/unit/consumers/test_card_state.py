@@ -111,8 +111,12 @@ def test_a_write_that_landed_before_the_sdk_retried_it_is_not_taken_for_a_stale_
     other.version = 1
     db.items["e" * 32] = behavior_item("e" * 32, card(5.0, 8.0), 2)  # someone else's version 2
     with pytest.raises(StaleStateError) as stale:  # another writer's state is not taken for this one's
-        store.save_many({"e" * 32: other})
+        store.save_many({"e" * 32: other, "f" * 32: card(1.0)})
     assert str(stale.value) == (  # what each had got to: the two writers' states
         f"card {'e' * 8}... changed under this scorer (rebalance?): stored version 2 (2 transactions, up to "
         "partition/offset [0, 1]), this write expected 1 and brings 2 transactions, up to partition/offset [0, 1]"
     )
+    other.version = 0  # now two of them: the error says how many
+    db.items["f" * 32] = behavior_item("f" * 32, card(2.0), 1)
+    with pytest.raises(StaleStateError, match="; and 1 more of these 2 cards$"):
+        store.save_many({"e" * 32: other, "f" * 32: card(1.0)})
