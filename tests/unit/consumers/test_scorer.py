@@ -411,6 +411,13 @@ def test_cards_a_background_checkpoint_could_not_write_are_written_by_the_next(k
     assert all(s.version == 1 for s in scorer.cache.values())
 
 
+def with_card_writer(kaggle_csv, writer, db: FakeDynamoDB, **options) -> ScorerService:
+    """A scorer whose checkpoints hand their card writes to ``writer``."""
+    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
+    return ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer(),
+                         card_writer=writer, **options)  # fmt: skip
+
+
 class DeadWriter:
     """A card writer whose process died: every write it was given fails as a whole."""
 
@@ -421,10 +428,8 @@ class DeadWriter:
 
 
 def test_when_the_card_writer_dies_every_card_of_its_checkpoint_is_written_by_the_next(kaggle_csv):
-    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
     db = FakeDynamoDB()
-    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer(),
-                           card_writer=DeadWriter())  # fmt: skip
+    scorer = with_card_writer(kaggle_csv, DeadWriter(), db)
     scorer.process([Decoded(m, scorer.decode(m)) for m in transaction_messages(kaggle_csv)])
     cards = set(scorer.cache.dirty)
     writes = scorer.start_flush()
@@ -441,10 +446,8 @@ class UnstartableWriter:
 
 
 def test_a_checkpoint_whose_writer_cannot_start_leaves_every_changed_card_to_the_foreground_one(kaggle_csv):
-    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
     db = FakeDynamoDB()
-    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(db, "t"), model, FakeProducer(),
-                           card_writer=UnstartableWriter())  # fmt: skip
+    scorer = with_card_writer(kaggle_csv, UnstartableWriter(), db)
     scorer.process([Decoded(m, scorer.decode(m)) for m in transaction_messages(kaggle_csv)])
     cards = set(scorer.cache.dirty)
     with pytest.raises(BrokenProcessPool):
@@ -465,10 +468,8 @@ class SlowWriter:
 
 
 def test_a_cache_over_its_bound_waits_for_a_card_writer_that_is_behind(kaggle_csv):
-    model, _ = train(load_history(CsvSource(str(kaggle_csv)), PROTECTOR))
     writer = SlowWriter()
-    scorer = ScorerService("transactions", "scores", "alerts", BehaviorStore(FakeDynamoDB(), "t"), model,
-                           FakeProducer(), cache_capacity=5, card_writer=writer)  # fmt: skip
+    scorer = with_card_writer(kaggle_csv, writer, FakeDynamoDB(), cache_capacity=5)
     messages = transaction_messages(kaggle_csv)
     scorer.process([Decoded(m, scorer.decode(m)) for m in messages[:100]])
     scorer.start_flush()  # every card is being written now, none can be dropped
