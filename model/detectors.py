@@ -25,12 +25,6 @@ from model.trees import StackedTrees, built_once
 # cold start (on generated months 7-12 this set beat wider, card-relative ones).
 UNSUPERVISED_FEATURES: tuple[str, ...] = ("amt_category_logz", "night", "night_count_24h", "log_sum_24h")
 
-# Below this many rows the Isolation Forest walks its trees together with numpy; from it on,
-# tree by tree in scikit-learn's Cython (faster per row, a fixed cost per tree). Measured on
-# the 200 trees trained from 100,000 generated events (busy 2-core machine): equal at ~100-150
-# rows; 64 rows 3.9 ms against 6.1, 320 rows 13.3 against 9.4.
-ISOLATION_FOREST_SMALL_BATCH = 128
-
 
 class Detector(Protocol):
     def score_one(self, x: dict[str, float]) -> float: ...
@@ -143,18 +137,11 @@ class IsolationForestDetector:
         The same arithmetic in the same order as scikit-learn's ``_compute_score_samples``:
         ``depths += path_length[leaf] + average_path_length[leaf] - 1`` tree after tree, then
         ``2 ** -(depths / (n_trees * c(max_samples)))``; the per-leaf sums are taken once per forest.
-        Small batches walk all the trees together (:class:`model.trees.StackedTrees`), larger ones
-        go tree by tree through scikit-learn's ``apply``.
+        Every tree is walked in compiled code (:class:`model.trees.StackedTrees`).
         """
         forest = self.forest_
         trees, leaf_depth, denominator = built_once(forest, forest.estimators_, lambda: _stacked_forest(forest))
-        X = np.ascontiguousarray(X)
-        if len(X) < ISOLATION_FOREST_SMALL_BATCH:
-            depths = np.cumsum(leaf_depth[trees.leaves(X)], axis=1)[:, -1]  # a cumulative sum adds in order
-        else:
-            depths = np.zeros(len(X), dtype=np.float64, order="F")
-            for root, tree in zip(trees.roots, forest.estimators_, strict=True):
-                depths += leaf_depth[root + tree.tree_.apply(X)]
+        depths = trees.sum_leaf_values(X, leaf_depth)
         return 2 ** (-np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
 
     def score_one(self, x: dict[str, float]) -> float:

@@ -70,11 +70,11 @@ def _stack(model: HistGradientBoostingClassifier) -> BoostedForest:
         left=[nodes["left"] for nodes in node_arrays],
         right=[nodes["right"] for nodes in node_arrays],
         is_leaf=[nodes["is_leaf"] for nodes in node_arrays],
-        height=max(int(nodes["depth"].max()) for nodes in node_arrays),
+        heights=[int(nodes["depth"].max()) for nodes in node_arrays],
     )
     nodes = np.concatenate(node_arrays)
     is_leaf = nodes["is_leaf"].astype(bool)
-    left, right = trees.children[0::2], trees.children[1::2]
+    left, right = trees.left, trees.right
 
     # The stored values of inner nodes are not usable: leaves are multiplied by the
     # learning rate after growing, inner nodes are not, and the root holds 0. So an
@@ -155,7 +155,7 @@ def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd
         feature = trees.feature[at]
         value = X[rows, feature]
         go_right = np.where(np.isnan(value), trees.missing_right[at], ~(value <= trees.threshold[at]))
-        child = trees.children[2 * at + go_right]
+        child = np.where(go_right, trees.right[at], trees.left[at])
         contributions += np.bincount(
             rows * n_features + feature,
             weights=forest.expected[child] - forest.expected[at],

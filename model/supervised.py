@@ -15,16 +15,10 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import ThreadpoolController
 
-from model.explain import BoostedForest, boosted_forest, tree_contributions
+from model.explain import boosted_forest, tree_contributions
 from model.features import FEATURE_NAMES
 
 _threadpools: ThreadpoolController | None = None  # found once: finding the libraries takes ~20 ms
-
-# Below this many rows the classifier's trees are walked together with numpy; from it on, one
-# by one in scikit-learn's Cython (faster per row, a fixed cost per tree). Measured on the 177
-# trees trained from 100,000 generated events (busy 2-core machine): equal at ~160-250 rows;
-# 64 rows 2.1 ms against 5.2, 320 rows 8.2 against 4.6.
-SUPERVISED_SMALL_BATCH = 200
 
 
 def _openmp_threads(n: int | None) -> AbstractContextManager[Any]:
@@ -34,15 +28,6 @@ def _openmp_threads(n: int | None) -> AbstractContextManager[Any]:
     if _threadpools is None:
         _threadpools = ThreadpoolController()
     return _threadpools.limit(limits=n, user_api="openmp")
-
-
-def _raw_predictions(classifier: HistGradientBoostingClassifier, forest: BoostedForest, X: np.ndarray) -> np.ndarray:
-    """``classifier._raw_predict(X)``, to the bit, every tree walked at once: the baseline, then
-    each tree's leaf value added tree after tree (a cumulative sum adds in order), shape (n_rows, 1)."""
-    terms = np.empty((len(X), len(forest.trees.roots) + 1))
-    terms[:, 0] = classifier._baseline_prediction[0, 0]
-    terms[:, 1:] = forest.expected[forest.trees.leaves(X)]  # a leaf's expected value is its own
-    return np.cumsum(terms, axis=1)[:, -1:]
 
 
 class SupervisedDetector:
@@ -114,13 +99,15 @@ class SupervisedDetector:
             return np.zeros(0)
         classifier = self.classifier_
         X = np.asarray(X, dtype=np.float64)
-        if len(X) < SUPERVISED_SMALL_BATCH and X.ndim == 2 and X.shape[1] == classifier.n_features_in_:
+        if X.ndim == 2 and X.shape[1] == classifier.n_features_in_:
             try:
                 forest = boosted_forest(classifier)
             except ValueError:  # categorical features: scikit-learn's way
                 pass
             else:
-                return classifier._loss.predict_proba(_raw_predictions(classifier, forest, X))[:, 1]
+                # classifier._raw_predict(X) to the bit: 0 + the baseline, then tree after tree
+                raw = forest.trees.sum_leaf_values(X, forest.expected, 0.0 + classifier._baseline_prediction[0, 0])
+                return classifier._loss.predict_proba(raw[:, None])[:, 1]
         with _openmp_threads(self.n_threads):
             return classifier.predict_proba(X)[:, 1]
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from model.features import FEATURE_NAMES
-from model.supervised import SUPERVISED_SMALL_BATCH, SupervisedDetector
+from model.supervised import SupervisedDetector
 from tests.unit.model.rows import BATCH_SIZES, random_rows
 
 
@@ -21,7 +21,7 @@ def supervised() -> SupervisedDetector:
 
 
 @pytest.mark.parametrize("missing", [False, True])
-@pytest.mark.parametrize("n", sorted({*BATCH_SIZES, SUPERVISED_SMALL_BATCH - 1, SUPERVISED_SMALL_BATCH}))
+@pytest.mark.parametrize("n", BATCH_SIZES)
 def test_scores_are_scikit_learns_predict_proba_to_the_bit(supervised, n, missing):
     rows = random_rows(n, seed=n, missing=missing)
     np.testing.assert_array_equal(supervised.score_many(rows), supervised.classifier_.predict_proba(rows)[:, 1])
