@@ -208,6 +208,7 @@ class BehaviorStore:
 
 
 # The card writer's side (one per child process): its store, made by its initializer.
+CARD_WRITER_NICENESS = 10  # added to the scorer's: the writer yields a shared core to it
 _child_store: BehaviorStore | None = None
 
 
@@ -262,6 +263,9 @@ def _start_child(client_factory: Callable[[], Any], table: str, concurrency: int
     # checkpoint and then stops this process (a write cut short here would look like a stale card).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Scoring goes first on a busy machine: a checkpoint's writes can wait (the scorer waits for
+    # them only when its cache is full), while a writer that takes the cores stalls every alert.
+    os.nice(CARD_WRITER_NICENESS)
     _child_store = BehaviorStore(client_factory(), table, concurrency)
     parent = multiprocessing.parent_process()
     assert parent is not None, "the card writer runs in a child process"

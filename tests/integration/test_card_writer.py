@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from consumers.card_state import BehaviorStore, CardWriter, StaleStateError, behavior_item
+from consumers.card_state import CARD_WRITER_NICENESS, BehaviorStore, CardWriter, StaleStateError, behavior_item
 from model.behavior import CardBehavior
 from tests.integration.conftest import wait_for
 from txguard.clients import Clients
@@ -36,6 +36,8 @@ def test_the_child_writes_fenced_cards_and_reports_a_stale_one(clients: Clients)
         assert error is None and sorted(written) == sorted(cards)
         children = multiprocessing.active_children()
         assert len(children) == 1 and children[0].pid != os.getpid()  # written by the child
+        # It yields the cores to scoring: the scorer's niceness, plus the writer's.
+        assert os.getpriority(os.PRIO_PROCESS, children[0].pid) == os.nice(0) + CARD_WRITER_NICENESS
         stored = BehaviorStore(clients.dynamodb(), table).load_many(cards)
         assert {t: behavior_item(t, s) for t, s in stored.items()} == {
             t: behavior_item(t, s, version=1) for t, s in cards.items()
