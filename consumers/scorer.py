@@ -160,7 +160,7 @@ class ScorerService:
         self.scores_topic, self.alerts_topic = scores_topic, alerts_topic
         # Where detected drift is published (None: only logged and counted), and who detected it.
         self.drift_topic, self.instance = drift_topic, instance or process_name()
-        self.store, self.model, self.producer = store, model, producer
+        self.store, self.model, self.producer = store, model.prepare(), producer
         self.threshold = threshold
         self.partition_count = partition_count  # of the input topic: a scorer's share of the stream
         self.cache = BehaviorCache(cache_capacity)
@@ -178,7 +178,7 @@ class ScorerService:
             online_checkpoint.restore(model)
         # The shadow scores the same features, on its own copy of every detector: it raises
         # no alerts, and its online learning never touches the current model.
-        self.shadow = shadow
+        self.shadow = shadow.prepare() if shadow is not None else None
         self.registry, self.namespace = registry, namespace
         self.watcher: Watcher[Pointers] | None = None
         self.learned_watcher: Watcher[str | None] | None = None
@@ -467,7 +467,7 @@ class ScorerService:
     def _load(self, version: str) -> Ensemble | None:
         assert self.registry is not None
         try:
-            return self.registry.load(version)
+            return self.registry.load(version).prepare()
         except Exception as exc:  # a bad version must not stop the stream: keep scoring with what we have
             log.warning("scorer: cannot load model %s (%s): keeping %s", version, exc, self.model.version)
             return None

@@ -148,3 +148,21 @@ def test_explanations_name_the_features_that_contributed_most(labels, supervised
             FEATURE_NAMES.index(f) for f in model.online.features
         }
         assert set(np.flatnonzero(contributions.any(axis=0))) <= used
+
+
+def test_prepare_builds_each_forests_walk_ahead_of_the_first_batch_and_changes_no_score(
+    supervised_model, labelled_history
+):
+    from model.trees import _built
+
+    model = copy.deepcopy(supervised_model[0])  # nothing built for this copy yet
+    forests = (model.iforest.forest_, model.supervised.classifier_)
+    assert not any(forest in _built for forest in forests)
+    X = feature_matrix(labelled_history, model.category_norms)[-500:]
+    before = copy.deepcopy(model)
+    assert model.prepare() is model
+    assert all(forest in _built for forest in forests)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(model.raw_scores(X), before.raw_scores(X), strict=True) if a is not None
+    )
+    assert model.online.scaler_.counts == before.online.scaler_.counts  # nothing learned
