@@ -175,6 +175,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if supervisor_pid := os.environ.get(SUPERVISOR_PID_ENV):
         stop_with_parent(stop, int(supervisor_pid))  # no orphan, even if the supervisor is killed
     settings = settings_from(args)
+    if args.service == "persist":
+        os.nice(settings.persist_niceness)
     exit_when_stop_overruns(stop, settings.shutdown_timeout_s)
     ready = ready_marker(settings, args.service)
     try:

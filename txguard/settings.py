@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # embedded broker (Tansu 0.6.0 shows aborted records to read_committed readers, so there
     # scores and alerts stay at-least-once).
     exactly_once: Literal["auto", "on", "off"] = "auto"
+    # Added to persist's niceness: on cores it shares with the scorer, the scorer goes first (an
+    # alert is waited for; the scored history may trail by seconds). 0: equal shares.
+    persist_niceness: int = Field(default=5, ge=0, le=19)
 
     # `txguard run` (the supervisor). On SIGTERM/SIGINT each service finishes its batch,
     # checkpoints and exits; one still running after this many seconds is killed (SIGKILL).

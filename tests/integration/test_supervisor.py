@@ -117,6 +117,10 @@ def supervisor(clients, model_dir, tmp_path) -> Iterator[RunningSupervisor]:
 
 def test_a_killed_service_is_restarted_and_sigterm_stops_every_service_gracefully(supervisor):
     pids = supervisor.wait_until_ready()
+    # persist yields shared cores to the scorer; the others run at the supervisor's niceness.
+    niceness = {name: os.getpriority(os.PRIO_PROCESS, pid) - os.nice(0) for name, pid in pids.items()}
+    assert niceness == {name: supervisor.settings.persist_niceness if name == "persist" else 0 for name in pids}
+    assert supervisor.settings.persist_niceness > 0
 
     os.kill(pids["scorer"], signal.SIGKILL)
     wait_for(lambda: supervisor.services().get("scorer", pids["scorer"]) != pids["scorer"], 60, "a new scorer")
