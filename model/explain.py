@@ -147,6 +147,7 @@ def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd
     # One (row, node) pair per row and tree, dropped once its node is a leaf.
     rows = np.repeat(np.arange(n_rows), len(trees.roots))
     at = np.tile(trees.roots, n_rows)
+    missing_right = trees.missing_right  # a copy (bool): taken once, not at every level
     while len(at):
         inner = ~forest.is_leaf[at]
         rows, at = rows[inner], at[inner]
@@ -154,7 +155,7 @@ def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray | pd
             break
         feature = trees.feature[at]
         value = X[rows, feature]
-        go_right = np.where(np.isnan(value), trees.missing_right[at], ~(value <= trees.threshold[at]))
+        go_right = np.where(np.isnan(value), missing_right[at], ~(value <= trees.threshold[at]))
         child = np.where(go_right, trees.right[at], trees.left[at])
         contributions += np.bincount(
             rows * n_features + feature,
