@@ -8,7 +8,7 @@ import pickle
 import socket
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter, methodcaller
 from typing import Any
 
@@ -61,8 +61,16 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+_SMALL_BATCH = 64  # events; below it Python's arithmetic is quicker than a pandas index
+_EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
+
+
 def _epoch_micros(event_times: list[datetime]) -> np.ndarray:
-    """Microseconds since the epoch of naive event times, by pandas' converter (numpy's takes ~20x longer)."""
+    """Microseconds since the epoch of naive event times, by pandas' converter (numpy's takes ~20x
+    longer); a small batch's by datetime arithmetic (pandas' converter costs ~0.15 ms a call)."""
+    if len(event_times) <= _SMALL_BATCH:
+        # A time zone makes the subtraction raise TypeError, as pandas' check below does.
+        return np.fromiter(((t - _EPOCH) // _MICROSECOND for t in event_times), np.int64, len(event_times))
     index = pd.DatetimeIndex(event_times)
     if index.tz is not None:
         raise TypeError("an event time with a time zone")

@@ -51,13 +51,15 @@ def learn_scaler(scaler: preprocessing.StandardScaler, X: np.ndarray, columns: S
         new_means = np.nanmean(X, axis=0)
         new_vars = np.einsum("ij,ij->j", X, X) / len(X) - new_means**2
         new_counts = np.sum(~np.isnan(X), axis=0)
-        for col, new_mean, new_var, new_count in zip(columns, new_means, new_vars, new_counts, strict=True):
+        # As Python numbers: the same double arithmetic, without a numpy scalar's cost at every step.
+        columns_stats = zip(columns, new_means.tolist(), new_vars.tolist(), new_counts.tolist(), strict=True)
+        for col, new_mean, new_var, new_count in columns_stats:
             old_mean, old_var, old_count = scaler.means[col], scaler.vars[col], scaler.counts[col]
             a = old_count / (old_count + new_count)
             b = new_count / (old_count + new_count)
-            scaler.means[col] = (a * old_mean + b * new_mean).item()
-            scaler.vars[col] = (a * old_var + b * new_var + a * b * (old_mean - new_mean) ** 2).item()
-            scaler.counts[col] += new_count.item()
+            scaler.means[col] = a * old_mean + b * new_mean
+            scaler.vars[col] = a * old_var + b * new_var + a * b * (old_mean - new_mean) ** 2
+            scaler.counts[col] += new_count
     for name, var in scaler.vars.items():
         if var < 0:
             scaler.vars[name] = 0.0

@@ -28,6 +28,7 @@ run; 27-39 in an offline reproduction, 12.8-14.0 with the watermark).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Iterable
 from typing import Any
@@ -369,7 +370,7 @@ class AlertBudget:
 
     @property
     def _edges(self) -> np.ndarray:
-        return np.linspace(self.score_range[0], self.score_range[1], self.n_bins + 1)
+        return _bin_edges(float(self.score_range[0]), float(self.score_range[1]), self.n_bins)
 
     @property
     def _day_decay(self) -> float:
@@ -436,6 +437,14 @@ class AlertBudget:
         self.history_days_ = self.history_days_ * decay**elapsed + (1.0 - decay**elapsed) / (1.0 - decay)
         self.today_counts_ = np.zeros(self.n_bins)
         self.current_day_ = day
+
+
+@functools.lru_cache(maxsize=8)
+def _bin_edges(low: float, high: float, n_bins: int) -> np.ndarray:
+    """The histogram's bin edges, made once (every batch reads the threshold from them), read-only."""
+    edges = np.linspace(low, high, n_bins + 1)
+    edges.flags.writeable = False
+    return edges
 
 
 def _finite_pairs(scores: np.ndarray, other: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -493,3 +493,5 @@ def test_event_times_become_epoch_seconds_and_texts_a_column_at_a_time_as_one_by
     assert seconds.tolist() == [epoch_seconds(t) for t in times]
     assert _event_time_texts(times, seconds, whole) == [t.isoformat() for t in times]
     assert _epoch_seconds([])[0].tolist() == [] and _event_time_texts([], np.array([], np.int64), True) == []
+    for small in (times[:1], times[:64], times[-3:]):  # a small batch's path (no pandas index): the same
+        assert _epoch_seconds(small)[0].tolist() == [epoch_seconds(t) for t in small]
