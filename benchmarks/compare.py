@@ -28,14 +28,15 @@ HEADLINES = {
     "profile": ["seconds"],
     "peer": ["txguard_persist.events_per_s", "quix_streams_peer.events_per_s", "txguard_vs_peer_ratio"],
     "scaling": ["runs.*.events_per_s"],
-    "latency": ["rates.*.p50_ms", "rates.*.p99_ms", "rates.*.max_ms", "alerts.*.p99_ms"],
+    "latency": ["rates.*.p50_ms", "rates.*.p99_ms", "rates.*.max_ms", "alerts.*.p99_ms", "rates.*.cpu_cores.broker"],
+    "broker": ["sizes.*.broker_cpu_ms_per_fetch"],
     "memory": ["scorer_distinct_cards.peak_rss_mb", "scorer_distinct_cards.cpu_seconds"],
     "card_writes": ["writes_per_s", "cpu_us_per_write.*"],
     "views": ["summary_execution_ms.*.after_ms", "rollup_refresh_seconds"],
 }
-LABELS = ("scorer_processes", "events_per_s")  # scaling runs by process count, latency rows by rate
+LABELS = ("scorer_processes", "events_per_s", "stored_batches")  # scaling by processes, latency by rate, ...
 # Where a larger number is worse (times, sizes, CPU): the ratio is still new / old.
-LOWER_IS_BETTER = ("_ms", "_mb", "seconds", "cpu_us", "us_per_event")
+LOWER_IS_BETTER = ("_ms", "_mb", "seconds", "cpu_us", "us_per_event", "cpu_cores", "_per_fetch")
 
 
 def _walk(doc: Any, parts: list[str], name: str) -> Iterator[tuple[str, float]]:

@@ -13,7 +13,9 @@ Result: ``benchmarks/results/latency.json``::
     {"rates": [{"events_per_s": ..., "p50_ms": ..., "p95_ms": ..., "p99_ms": ..., "max_ms": ...}], ...}
 
 ``rates`` is the scores, each rate also with ``per_second`` (p50 and max of the events sent
-in each second: a stall shows there); ``alerts`` has the same shape for the alerts.
+in each second: a stall shows there) and ``cpu_cores``, the cores each process used while
+that rate was sent (the servers, persist, the scorer with its card writer, and this
+process: the sender and the reader); ``alerts`` has the same shape for the alerts.
 
     PYTHONPATH=. python -m benchmarks.run --only latency [--latency-rates 1000,5000] [--latency-seconds 30]
 """
@@ -29,6 +31,7 @@ import numpy as np
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from benchmarks.cpu import CpuMeter, server_pids
 from benchmarks.run import _stop, _train, _txguard, _write
 from schemas.topics import ALERTS, SCORES, SENT_AT_HEADER, TRANSACTIONS
 from streaming.producer import produce
@@ -134,7 +137,8 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
     procs = [subprocess.Popen(_txguard(settings, "consume", s)) for s in services]
     producer = clients.producer()
     topic = settings.topic(TRANSACTIONS)
-    achieved, by_rate = [], []
+    achieved, by_rate, cores = [], [], []
+    components = {**server_pids(settings), **dict(zip(services, (p.pid for p in procs), strict=True))}
     try:
         while not all(ready_marker(settings, s).exists() for s in services):
             time.sleep(0.1)
@@ -142,6 +146,8 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
         for rate, n in zip(rates, wanted, strict=True):
             chunk = events[start : start + n]
             start += n
+            meter = CpuMeter(components).start()
+            own_cpu_s = time.process_time()  # this process alone: the sender and the reader of the outputs
             t0 = time.perf_counter()
             for i, (key, value, event_ms, trans_num) in enumerate(chunk):
                 due = t0 + i / rate
@@ -154,7 +160,10 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
                 if i % 500 == 0:
                     producer.poll(0)
             producer.flush(30)
-            achieved.append(round(n / (time.perf_counter() - t0)))
+            sending_s = time.perf_counter() - t0
+            achieved.append(round(n / sending_s))
+            used = {**meter.stop(), "benchmark": time.process_time() - own_cpu_s}
+            cores.append({name: round(cpu_s / sending_s, 2) for name, cpu_s in used.items()})
             nums = [c[3] for c in chunk]
             deadline = time.monotonic() + DRAIN_TIMEOUT_S
             while time.monotonic() < deadline and sum(t in collector.latencies["scores"] for t in nums) < n:
@@ -169,14 +178,16 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
         # Its delivery callback keeps it alive past this function, reconnecting to a stopped broker.
         getattr(producer, "close", lambda: None)()  # close(): confluent-kafka 2.8 on
     scores, alerts = [], []
-    for rate, nums, sent_rate in zip(rates, by_rate, achieved, strict=True):
+    for rate, nums, sent_rate, used in zip(rates, by_rate, achieved, cores, strict=True):
         s = [collector.latencies["scores"][t] for t in nums if t in collector.latencies["scores"]]
         a = [collector.latencies["alerts"][t] for t in nums if t in collector.latencies["alerts"]]
         per_second = _per_second(sent_ns, collector.latencies["scores"], nums)
-        scores.append({**_percentiles(rate, s), "per_second": per_second})
+        busy = {"cpu_cores": used, "cpu_cores_total": round(sum(used.values()), 2)}
+        scores.append({**_percentiles(rate, s), **busy, "per_second": per_second})
         alerts.append({**_percentiles(rate, a), "alerts": len(a)})
-        summary = {k: v for k, v in scores[-1].items() if k != "per_second"}
+        summary = {k: v for k, v in scores[-1].items() if k not in ("per_second", "cpu_cores")}
         print(f"{rate:>6} ev/s (sent at {sent_rate}): scores {len(s)}/{len(nums)} {summary}; alerts {alerts[-1]}")
+        print(f"        CPU cores while sending: {used}")
     result = {
         "rates": scores,
         "alerts": alerts,

@@ -283,7 +283,7 @@ def bench_pipeline(
     }
 
 
-STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency", "memory", "card-writes")
+STAGES = ("producer", "pipeline", "profile", "peer", "scaling", "latency", "broker", "memory", "card-writes")
 
 
 def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namespace) -> None:
@@ -313,6 +313,10 @@ def _run_stage(stage: str, settings: Settings, path: Path, args: argparse.Namesp
 
         rates = [int(r) for r in args.latency_rates.split(",")]
         bench_latency(settings, path, rates, args.latency_seconds)
+    elif stage == "broker":
+        from benchmarks.broker import bench_broker
+
+        bench_broker(settings, [int(n) for n in args.broker_batches.split(",")])
     elif stage == "memory":
         from benchmarks.scorer import main as bench_scorer
 
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling-processes", default="1,2,4", help="scaling: scorer process counts")
     ap.add_argument("--latency-rates", default="1000,5000,10000", help="latency: steady rates, events/s")
     ap.add_argument("--latency-seconds", type=float, default=30.0, help="latency: seconds at each rate")
+    ap.add_argument("--broker-batches", default="0,2000,8000",
+                    help="broker: record batches stored in the partition before each measure")  # fmt: skip
     ap.add_argument("--memory-cards", type=int, default=1_000_000, help="memory: distinct cards through the scorer")
     ap.add_argument("--card-writes", type=int, default=20_000, help="card-writes: distinct cards written")
     args = ap.parse_args(argv)

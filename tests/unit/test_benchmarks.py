@@ -12,6 +12,7 @@ import time
 import pytest
 
 from benchmarks import compare
+from benchmarks.broker import _FetchCounter
 from benchmarks.capacity import markdown, model
 from benchmarks.cpu import CpuMeter, memory_mb, per_event_us, table, tree_memory_mb
 from benchmarks.latency import _per_second, _percentiles
@@ -132,6 +133,24 @@ def test_compare_prints_old_new_and_ratio(tmp_path, monkeypatch):
 def test_compare_names_list_items_by_what_stays_the_same():
     scaling = {"runs": [{"scorer_processes": 1, "events_per_s": 2232}, {"scorer_processes": 2, "events_per_s": 2773}]}
     assert compare.headlines("scaling", scaling) == {"runs[1].events_per_s": 2232, "runs[2].events_per_s": 2773}
+
+
+def test_compare_names_the_broker_and_latency_rows_by_size_and_rate():
+    broker = {"sizes": [{"stored_batches": 0, "broker_cpu_ms_per_fetch": 1.8},
+                        {"stored_batches": 8000, "broker_cpu_ms_per_fetch": 13.3}]}  # fmt: skip
+    latency = {"rates": [{"events_per_s": 1000, "p99_ms": 195.0, "cpu_cores": {"broker": 0.6}}], "alerts": []}
+    assert compare.headlines("broker", broker) == {"sizes[0].broker_cpu_ms_per_fetch": 1.8,
+                                                   "sizes[8000].broker_cpu_ms_per_fetch": 13.3}  # fmt: skip
+    assert compare.headlines("latency", latency) == {"rates[1000].p99_ms": 195.0, "rates[1000].cpu_cores.broker": 0.6}
+
+
+def test_fetch_counter_counts_the_fetch_requests_sent_to_brokers_not_to_the_bootstrap_address():
+    counter = _FetchCounter()
+    stats = {"brokers": {"127.0.0.1:9092/bootstrap": {"nodeid": -1, "req": {"Fetch": 0, "Metadata": 3}},
+                         "127.0.0.1:9092/1": {"nodeid": 1, "req": {"Fetch": 41, "Produce": 2}},
+                         "127.0.0.1:9093/2": {"nodeid": 2, "req": {"Fetch": 9}}}}  # fmt: skip
+    counter(json.dumps(stats))
+    assert counter.fetches == 50
 
 
 def test_compare_skips_a_result_not_run_this_time(tmp_path, monkeypatch):
