@@ -21,7 +21,7 @@ from model.behavior import CardBehavior
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import epoch_seconds, event_time_of, featurize_columns
+from model.features import SMALL_BATCH, epoch_seconds, event_time_of, featurize_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
 from model.threshold import AlertBudget
@@ -61,14 +61,13 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_SMALL_BATCH = 64  # events; below it Python's arithmetic is quicker than a pandas index
 _EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
 
 
 def _epoch_micros(event_times: list[datetime]) -> np.ndarray:
     """Microseconds since the epoch of naive event times, by pandas' converter (numpy's takes ~20x
     longer); a small batch's by datetime arithmetic (pandas' converter costs ~0.15 ms a call)."""
-    if len(event_times) <= _SMALL_BATCH:
+    if len(event_times) <= SMALL_BATCH:
         # A time zone makes the subtraction raise TypeError, as pandas' check below does.
         return np.fromiter(((t - _EPOCH) // _MICROSECOND for t in event_times), np.int64, len(event_times))
     index = pd.DatetimeIndex(event_times)

@@ -32,10 +32,13 @@ import functools
 import math
 from collections.abc import Hashable, Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
 _NOTHING_YET = -(2**62)  # the latest day of a source expected but not read yet: it closes no day
+# Each budget's last threshold and what it was computed from; beside the budget, not in its pickle.
+_last_threshold: WeakKeyDictionary[AlertBudget, tuple[tuple, float]] = WeakKeyDictionary()
 
 
 class AlertBudget:
@@ -234,7 +237,7 @@ class AlertBudget:
 
         bins = self._bin(scores)
         is_today = days == self.current_day_
-        self.today_counts_ += np.bincount(bins[is_today], minlength=self.n_bins)
+        np.add.at(self.today_counts_, bins[is_today], 1.0)  # not a bincount of all 10,000 bins per batch
         if not is_today.all():
             last_closed_day = self.current_day_ - 1
             weights = self._day_decay ** (last_closed_day - days[~is_today]).astype(np.float64)
@@ -251,6 +254,18 @@ class AlertBudget:
         -------
         float
         """
+        if self.history_days_ <= 0 or (self.volume_days_ > 0 and not self.history_counts_.any()):
+            return self._threshold()  # from today's counts (see _per_day), which every batch changes
+        # From the completed days only: the same until a day closes or a late event lands,
+        # so each batch compares its inputs instead of summing 10,000 bins again.
+        inputs = (self.alerts_per_day, self.history_days_, self.volume_events_, self.volume_days_,
+                  self.history_counts_.tobytes())  # fmt: skip
+        last = _last_threshold.get(self)
+        if last is None or last[0] != inputs:
+            last = _last_threshold[self] = (inputs, self._threshold())
+        return last[1]
+
+    def _threshold(self) -> float:
         low, high = self.score_range
         per_day = self._per_day()
         if per_day is None:

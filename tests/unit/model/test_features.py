@@ -152,3 +152,14 @@ def test_column_wise_features_equal_the_per_event_formulas_to_the_bit(seed):
             states = {k: CardBehavior.from_dict(v.to_dict()) for k, v in states.items()}
     assert states == expected_states
     assert featurize_columns([], [], [], [], [], [], [], [], states, fitted).shape == (0, len(FEATURE_NAMES))
+
+
+def test_a_small_batch_looks_its_categories_up_as_a_large_one_does():
+    table = norms(grocery_pos=40.0, travel=900.0)
+    category = ["travel", "unknown", "grocery_pos", "travel", "other_unknown"] * 20  # 100: the factorizing path
+    amt = np.linspace(1.0, 500.0, len(category))
+    large = table.lookup_many(category, amt)
+    for size in (1, 5, 64):
+        small = table.lookup_many(category[:size], amt[:size])
+        for got, want in zip(small, large, strict=True):
+            np.testing.assert_array_equal(got, want[:size])

@@ -260,3 +260,22 @@ def test_scorers_sharing_a_stream_spend_one_budget_between_them_not_one_each():
     replay(alone, scores, days)
     assert budgets[0].threshold() == pytest.approx(alone.threshold(), abs=0.01)
     assert pickle.loads(pickle.dumps(budgets[0])).share == 0.5
+
+
+def test_the_threshold_kept_between_batches_is_always_the_one_computed_afresh():
+    """The budget keeps its last threshold while only today's counts change: a closed day, a late
+    event or a new budget must each give what computing it from the state would."""
+    rng = np.random.default_rng(7)
+    budget = AlertBudget(BUDGET)
+    seen = []
+    for day in range(6):
+        for _ in range(3):
+            scores = rng.beta(2.0, 8.0, size=50)
+            days = np.full(50, day)
+            days[:3] = max(day - 2, 0)  # late events of a closed day: into the history
+            budget.observe(scores, days, np.arange(50) % 2)
+            seen.append(budget.threshold())
+            assert seen[-1] == budget._threshold()
+        budget.alerts_per_day = BUDGET * (1 + day % 2)  # a changed budget is not the kept one
+        assert budget.threshold() == budget._threshold()
+    assert len(set(seen)) > 3  # it did move
