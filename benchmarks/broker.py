@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_END, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from benchmarks.cpu import CpuMeter, server_pids
-from benchmarks.run import _write
+from benchmarks.run import _close_producer, _write
 from txguard.clients import Clients
 from txguard.settings import Settings
 
@@ -50,12 +50,7 @@ def _fill(clients: Clients, topic: str, batches: int) -> None:
         if i % 100 == 0:
             producer.poll(0)
     producer.flush(60)
-    _close(producer)
-
-
-def _close(producer: object) -> None:
-    # Without close() (confluent-kafka 2.8 on) its delivery callback keeps it reconnecting after the stage.
-    getattr(producer, "close", lambda: None)()
+    _close_producer(producer)
 
 
 def _measure(clients: Clients, settings: Settings, topic: str, seconds: float) -> dict:
@@ -84,7 +79,7 @@ def _measure(clients: Clients, settings: Settings, topic: str, seconds: float) -
     producer.flush(10)
     wall_s = time.perf_counter() - t0
     broker_s = meter.stop()["broker"]
-    _close(producer)
+    _close_producer(producer)
     time.sleep(0.5)  # the last statistics
     fetches = counter.fetches - fetches_before
     stop.set()

@@ -32,7 +32,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from benchmarks.cpu import CpuMeter, server_pids
-from benchmarks.run import _stop, _train, _txguard, _write
+from benchmarks.run import _close_producer, _stop, _train, _txguard, _write
 from schemas.topics import ALERTS, SCORES, SENT_AT_HEADER, TRANSACTIONS
 from streaming.producer import produce
 from txguard.clients import Clients
@@ -175,8 +175,7 @@ def bench_latency(settings: Settings, path: Path, rates: list[int], seconds_each
         collector.done.set()
         collector.join(10)
         _stop(procs)
-        # Its delivery callback keeps it alive past this function, reconnecting to a stopped broker.
-        getattr(producer, "close", lambda: None)()  # close(): confluent-kafka 2.8 on
+        _close_producer(producer)
     scores, alerts = [], []
     for rate, nums, sent_rate, used in zip(rates, by_rate, achieved, cores, strict=True):
         s = [collector.latencies["scores"][t] for t in nums if t in collector.latencies["scores"]]

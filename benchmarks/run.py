@@ -190,6 +190,12 @@ def _wait_for_counts(clients: Clients, tables: tuple[str, ...], events: int) -> 
         time.sleep(_next_poll(events - done, done / (time.perf_counter() - t0)))
 
 
+def _close_producer(producer: object) -> None:
+    """Without ``close()`` (confluent-kafka 2.8 on) a producer's delivery callback keeps it alive
+    past its stage, reconnecting to a broker that has stopped."""
+    getattr(producer, "close", lambda: None)()
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         p.terminate()
