@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -108,7 +109,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         if not wait_until_stored(app, procs, stats.accepted, labels=options.labels):
             return 1
         elapsed = time.monotonic() - t0
-        wait_until_consumed(app, procs)
+        reading = ("persist", "scorer", "learner") if options.labels else ("persist", "scorer")
+        wait_until_consumed(app, procs, [settings.namespaced(name) for name in reading])
         serving = options.serve  # the services stay up while the dashboard serves: verdicts become labels
     finally:
         if not serving:
@@ -160,28 +162,39 @@ def wait_until_stored(app: App, procs: list, sent: int, labels: bool = True) -> 
             time.sleep(1.0)
 
 
-def wait_until_consumed(app: App, procs: list) -> None:
+def wait_until_consumed(app: App, procs: list, groups: Sequence[str] = ()) -> None:
     """Until every service's group has read everything: the learner trails persist and the scorer,
-    and the embedded broker keeps events in memory only (`txguard stack down` refuses to lose any)."""
+    and the embedded broker keeps events in memory only (`txguard stack down` refuses to lose any).
+
+    ``groups``: the groups that must have committed before the wait ends. The broker counts what a
+    group has left from its committed offsets, so a group yet to make its first checkpoint (the
+    learner still waiting for its labels' scores) would otherwise look as if it had nothing left.
+    """
     from txguard.clients import unconsumed
 
     if app.settings.kafka_bootstrap:
         return  # a Kafka of its own keeps what is unread, and its other groups are not the demo's
-    left = sum(unconsumed(app.clients, idle_s=1.0).values())
-    if not left:
+
+    def left_and_silent() -> tuple[int, list[str]]:
+        lag = unconsumed(app.clients, idle_s=1.0)
+        return sum(lag.values()), [g for g in groups if g not in lag]
+
+    left, silent = left_and_silent()
+    if not left and not silent:
         return
     last_change = time.monotonic()
     with console.progress_bar("  every service reads the rest", total=left, unit="events") as bar:
-        while left:
+        while left or silent:
             if any(p.poll() is not None for p in procs) or time.monotonic() - last_change > STALL_S:
-                bar.write(f"  {left:,} events not yet consumed (`txguard stack down` will say by which service)",
+                bar.write(f"  {left:,} events not yet consumed{', nothing committed by ' if silent else ''}"
+                          f"{', '.join(silent)} (`txguard stack down` will say by which service)",
                           file=sys.stderr)  # fmt: skip
                 return
             time.sleep(1.0)
-            now = sum(unconsumed(app.clients, idle_s=1.0).values())
-            if now != left:
+            now, silent_now = left_and_silent()
+            if (now, silent_now) != (left, silent):
                 bar.update(max(left - now, 0))
-                left, last_change = now, time.monotonic()
+                left, silent, last_change = now, silent_now, time.monotonic()
 
 
 def print_summary(app: App, sent: int, elapsed: float, alerts_budget: float | None = None) -> None:

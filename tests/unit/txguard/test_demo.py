@@ -69,6 +69,19 @@ def test_the_demo_waits_until_every_group_has_read_everything(tmp_path, monkeypa
     assert "not yet consumed" not in capsys.readouterr().err
 
 
+def test_the_demo_waits_for_a_group_that_has_not_committed_yet(tmp_path, monkeypatch, capsys):
+    """The broker counts a group's lag from its commits: before its first one a group is absent,
+    not done (the learner still waiting for its labels' scores)."""
+    from txguard import clients, demo
+
+    lags = iter([{"persist": 0, "scorer": 0}, {"persist": 0, "scorer": 0}, {"persist": 0, "scorer": 0, "learner": 0}])
+    monkeypatch.setattr(clients, "unconsumed", lambda _clients, idle_s: next(lags))
+    monkeypatch.setattr(demo.time, "sleep", lambda _s: None)
+    demo.wait_until_consumed(FakeApp(tmp_path), [_Running()], ["persist", "scorer", "learner"])
+    assert next(lags, "read") == "read"  # asked until the learner had committed, and no further
+    assert "not yet consumed" not in capsys.readouterr().err
+
+
 def test_a_learner_that_stops_reading_is_reported_not_waited_for_forever(tmp_path, monkeypatch, capsys):
     from txguard import clients, demo
 
