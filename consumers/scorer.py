@@ -21,7 +21,7 @@ from model.behavior import CardBehavior
 from model.drift import DriftEvent
 from model.ensemble import BatchScores, Ensemble
 from model.explain import EventContext
-from model.features import SMALL_BATCH, epoch_seconds, event_time_of, featurize_columns
+from model.features import EPOCH, SMALL_BATCH, epoch_seconds, event_time_of, featurize_columns
 from model.online_classifier import OnlineClassifier
 from model.registry import ModelRegistry, OnlineCheckpoint, Pointers, Watcher
 from model.threshold import AlertBudget
@@ -61,7 +61,7 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _epoch_micros(event_times: list[datetime]) -> np.ndarray:
@@ -69,7 +69,7 @@ def _epoch_micros(event_times: list[datetime]) -> np.ndarray:
     longer); a small batch's by datetime arithmetic (pandas' converter costs ~0.15 ms a call)."""
     if len(event_times) <= SMALL_BATCH:
         # A time zone makes the subtraction raise TypeError, as pandas' check below does.
-        return np.fromiter(((t - _EPOCH) // _MICROSECOND for t in event_times), np.int64, len(event_times))
+        return np.fromiter(((t - EPOCH) // _MICROSECOND for t in event_times), np.int64, len(event_times))
     index = pd.DatetimeIndex(event_times)
     if index.tz is not None:
         raise TypeError("an event time with a time zone")

@@ -54,19 +54,19 @@ _NO_PREVIOUS_S = 30 * 86_400  # "long ago" for a card's first transaction
 _STD_FLOOR = 5.0  # dollars: keeps a z-score finite for cards with near-constant amounts
 _MIN_DAYS = 1.0  # a card's observed span counts as at least a day when computing its daily rates
 _LOG_STD_FLOOR = 0.1
-_EPOCH = datetime(1970, 1, 1)
+EPOCH = datetime(1970, 1, 1)
 # Events; a batch this small costs less one event at a time in Python than through pandas,
 # whose calls cost ~0.1 ms each whatever the size (the scorer sees such batches at low rates).
 SMALL_BATCH = 64
 
 
 def epoch_seconds(ts: datetime) -> int:
-    return int((ts.replace(tzinfo=None) - _EPOCH).total_seconds())
+    return int((ts.replace(tzinfo=None) - EPOCH).total_seconds())
 
 
 def event_time_of(seconds: float) -> datetime:
     """The event time (naive, like the dataset's clock) of ``seconds`` from :func:`epoch_seconds`."""
-    return _EPOCH + timedelta(seconds=seconds)
+    return EPOCH + timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)
